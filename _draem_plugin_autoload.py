@@ -28,7 +28,17 @@ class _LoadPluginAfter:
 
     def exec_module(self, module: ModuleType) -> None:
         self._loader.exec_module(module)  # type: ignore[attr-defined]
-        import draem_plugin  # noqa: F401, PLC0415  (registers DraemPlugin with anomalib)
+        try:
+            import draem_plugin  # noqa: F401, PLC0415  (registers DraemPlugin with anomalib)
+        except Exception as error:  # noqa: BLE001  (a broken plugin must not break anomalib itself)
+            import warnings  # noqa: PLC0415
+
+            warnings.warn(
+                f"draem_plugin could not be imported ({type(error).__name__}: {error}); DraemPlugin is unavailable "
+                "in this program. Reinstall it with `pip install -e .` or set DRAEM_PLUGIN_AUTOLOAD=0.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._loader, name)

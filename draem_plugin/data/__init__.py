@@ -1,0 +1,12 @@
+"""Datasets of the DRÆM plugin.
+
+Example:
+    >>> from draem_plugin.data import SurfaceDemo, build_surface_demo
+    >>> datamodule = SurfaceDemo(category="gravel", image_size=128)
+"""
+
+from __future__ import annotations
+
+from draem_plugin.data.surface_demo import SurfaceDemo, build_surface_demo
+
+__all__ = ["SurfaceDemo", "build_surface_demo"]
