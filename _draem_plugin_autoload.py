@@ -28,6 +28,10 @@ class _LoadPluginAfter:
 
     def exec_module(self, module: ModuleType) -> None:
         self._loader.exec_module(module)  # type: ignore[attr-defined]
+        # The import system binds ``anomalib.models`` on its parent only after this returns; bind it now so the
+        # plugin's own ``import anomalib.models`` sees a complete package.
+        parent, _, child = module.__name__.rpartition(".")
+        setattr(sys.modules[parent], child, module)
         try:
             import draem_plugin  # noqa: F401, PLC0415  (registers DraemPlugin with anomalib)
         except Exception as error:  # noqa: BLE001  (a broken plugin must not break anomalib itself)

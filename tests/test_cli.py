@@ -40,7 +40,7 @@ def test_plain_python_does_not_import_the_plugin_or_torch(tmp_path: Path) -> Non
 def test_importing_anomalib_models_registers_the_plugin(tmp_path: Path) -> None:
     code = (
         "import sys, anomalib.models as m; "
-        "print('draem_plugin' in sys.modules, 'DraemPlugin' in m.list_models(), "
+        "print('draem_plugin' in sys.modules, 'DraemPlugin' in m.list_models('pascal'), "
         "type(m.get_model('DraemPlugin', reconstructive_width=4, discriminative_width=4)).__name__)"
     )
     result = run([sys.executable, "-c", code], tmp_path)
@@ -105,7 +105,7 @@ def test_anomalib_fit_with_a_yaml_config(demo_root: Path, tmp_path: Path) -> Non
     )
     printed = run([str(BIN / "anomalib"), "fit", "--config", str(config), "--print_config"], tmp_path)
     assert printed.returncode == 0, printed.stderr[-3000:]
-    assert "class_path: draem_plugin.lightning_model.DraemPlugin" in printed.stdout
+    assert "class_path: draem_plugin.DraemPlugin" in printed.stdout
     assert "lr: 0.0002" in printed.stdout
     result = run([str(BIN / "anomalib"), "fit", "--config", str(config), "--default_root_dir", str(tmp_path)], tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
