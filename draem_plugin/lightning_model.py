@@ -78,6 +78,7 @@ class DraemPlugin(AnomalibModule):
         lr_milestones: fractions of ``max_epochs`` at which the learning rate is multiplied by ``lr_gamma``
             (original: 0.8 and 0.9; the paper's text: 400 and 600 of 700 epochs, i.e. ``(0.571, 0.857)``).
         lr_gamma: learning-rate factor at each milestone (original: 0.2; the paper's text: 0.1).
+        channels_last: run the networks in channels-last memory format (faster on GPUs and oneDNN CPUs).
         seed: seed of the augmenter's random stream (each DDP rank adds its rank). ``None`` draws it from torch's
             global generator, so ``seed_everything`` makes runs reproducible.
 
@@ -102,6 +103,7 @@ class DraemPlugin(AnomalibModule):
         lr: float = 1e-4,
         lr_milestones: Sequence[float] = (0.8, 0.9),
         lr_gamma: float = 0.2,
+        channels_last: bool = False,
         seed: int | None = None,
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
@@ -141,6 +143,7 @@ class DraemPlugin(AnomalibModule):
             reconstructive_width=reconstructive_width,
             discriminative_width=discriminative_width,
             score_filter_size=score_filter_size,
+            channels_last=channels_last,
         )
         self.loss = DraemPluginLoss()
 
