@@ -551,7 +551,7 @@ def _check_interval(
 ) -> tuple[float, float]:
     """Validate ``(lo, hi)`` with ``lo <= hi``, optionally within ``[low, high]``."""
     outside = (low is not None and value[0] < low) or (high is not None and value[1] > high)
-    if len(value) != 2 or value[0] > value[1] or outside:
+    if len(value) != 2 or not value[0] <= value[1] or outside:  # `not <=` also refuses NaN
         bounds = f" within [{low}, {high}]" if low is not None else ""
         raise ValueError(f"{name} must be (lo, hi) with lo <= hi{bounds}, got {tuple(value)!r}.")
     return float(value[0]), float(value[1])
@@ -707,8 +707,14 @@ class PerlinAnomalyAugmenter(nn.Module):
     def forward(self, image: Tensor) -> AugmentedBatch:
         """Add synthetic anomalies to a batch of normal images ``(B, 3, H, W)`` in ``[0, 1]``.
 
-        When no sample is changed, ``image`` and ``clean`` of the result are the input tensor itself.
+        When no sample is changed, ``image`` and ``clean`` of the result are the input tensor itself. Autocast is
+        off inside (``bf16-mixed`` / ``16-mixed`` training): the noise, rotations and blend run in float32.
         """
+        with torch.autocast(image.device.type, enabled=False):
+            return self._synthesise(image)
+
+    def _synthesise(self, image: Tensor) -> AugmentedBatch:
+        """:meth:`forward` without the autocast guard."""
         if image.ndim != 4 or image.shape[1] != 3 or not image.is_floating_point():
             raise ValueError(
                 f"image must be a float (B, 3, H, W) batch in [0, 1], got dtype {image.dtype} and shape "
