@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
-from lightning.pytorch.callbacks import ModelCheckpoint
+from anomalib.callbacks.checkpoint import ModelCheckpoint
 from torch.utils.flop_counter import FlopCounterMode
 
 from .lightning_model import DraemPlugin

@@ -37,7 +37,7 @@ def train_losses(root: Path, out: Path, precision: str) -> list[float]:
                              train_batch_size=4, num_workers=0)  # fmt: skip
     engine = Engine(accelerator="cpu", precision=precision, max_epochs=6, callbacks=[recorder], logger=False,
                     default_root_dir=out, enable_progress_bar=False, num_sanity_val_steps=0,
-                    enable_checkpointing=False, limit_val_batches=0)  # fmt: skip
+                    limit_val_batches=0)  # fmt: skip
     engine.fit(model, datamodule=datamodule)
     return recorder.losses
 
