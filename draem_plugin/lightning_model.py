@@ -27,7 +27,7 @@ from typing import Any, Literal, NamedTuple
 
 import torch
 from anomalib import LearningType, TaskType
-from anomalib.data import Batch
+from anomalib.data import AnomalibDataModule, Batch
 from anomalib.data.transforms.utils import extract_transforms_by_type
 from anomalib.metrics import AUPR, AUPRO, AUROC, Evaluator, F1Score
 from anomalib.models.components import AnomalibModule
@@ -442,8 +442,13 @@ class DraemPlugin(AnomalibModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Adopt the checkpoint's network sizes; restore the augmenter's random state (per DDP rank)."""
-        super().on_load_checkpoint(checkpoint)
+        super().on_load_checkpoint(checkpoint)  # restores the pre-processor's resize, among others
         self._adopt_network_arguments(checkpoint.get("hyper_parameters", {}))
+        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        if isinstance(datamodule, AnomalibDataModule):
+            # The datamodule's setup ran before the checkpoint was loaded and copied the pre-processor's resize (of
+            # the constructor's image_size) into its datasets; setting up again copies the checkpoint's.
+            datamodule.setup(self.trainer.state.fn)
         state = checkpoint.get(_RNG_KEY)
         if state is None:
             return
