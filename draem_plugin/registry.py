@@ -21,7 +21,8 @@ import anomalib.models
 
 
 def register() -> None:
-    """Expose ``DraemPlugin`` in ``anomalib.models`` and ``SurfaceDemo`` in ``anomalib.data`` (idempotent)."""
+    """Expose ``DraemPlugin`` in ``anomalib.models`` and ``SurfaceDemo`` in ``anomalib.data``; fix ``anomalib
+    benchmark`` (:mod:`draem_plugin.benchmark.anomalib_patch`). Idempotent."""
     from .data import SurfaceDemo  # noqa: PLC0415
     from .lightning_model import DraemPlugin  # noqa: PLC0415
 
@@ -30,3 +31,6 @@ def register() -> None:
     for module, name in ((anomalib.models, "DraemPlugin"), (anomalib.data, "SurfaceDemo")):
         if hasattr(module, "__all__") and name not in module.__all__:
             module.__all__.append(name)
+    from .benchmark import anomalib_patch  # noqa: PLC0415
+
+    anomalib_patch.apply()  # `anomalib benchmark`: rows with different keys, loud failures (see the module)
