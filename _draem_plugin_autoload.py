@@ -14,11 +14,23 @@ import sys
 from importlib.machinery import ModuleSpec, PathFinder
 from types import ModuleType
 
-TRIGGER = "anomalib.models"
+def _import_plugin() -> None:
+    import draem_plugin  # noqa: F401, PLC0415  (registers DraemPlugin with anomalib)
+
+
+def _patch_benchmark() -> None:
+    from draem_plugin.benchmark import anomalib_patch  # noqa: PLC0415
+
+    anomalib_patch.apply()
+
+
+#: Module -> what to run once it has been imported. The benchmark patch waits for anomalib's pipeline module,
+#: which cannot be imported while ``anomalib.engine`` (which imports ``anomalib.models``) is still initialising.
+TRIGGERS = {"anomalib.models": _import_plugin, "anomalib.pipelines.benchmark": _patch_benchmark}
 
 
 class _LoadPluginAfter:
-    """Loader wrapper: execute ``anomalib.models``, then import ``draem_plugin``."""
+    """Loader wrapper: execute the trigger module, then run its action (import the plugin, patch anomalib)."""
 
     def __init__(self, loader: object) -> None:
         self._loader = loader
@@ -27,13 +39,18 @@ class _LoadPluginAfter:
         return self._loader.create_module(spec)  # type: ignore[attr-defined]
 
     def exec_module(self, module: ModuleType) -> None:
-        self._loader.exec_module(module)  # type: ignore[attr-defined]
-        # The import system binds ``anomalib.models`` on its parent only after this returns; bind it now so the
-        # plugin's own ``import anomalib.models`` sees a complete package.
+        self._loader.exec_module(module)  # type: ignore[attr-defined]  (if this raises, the trigger stays armed)
+        action = _Finder.pending.pop(module.__name__, None)
+        if not _Finder.pending and _Finder in sys.meta_path:
+            sys.meta_path.remove(_Finder)  # type: ignore[arg-type]
+        # The import system binds the module on its parent only after this returns; bind it now so the
+        # plugin's own imports see a complete package.
         parent, _, child = module.__name__.rpartition(".")
         setattr(sys.modules[parent], child, module)
+        if action is None:
+            return
         try:
-            import draem_plugin  # noqa: F401, PLC0415  (registers DraemPlugin with anomalib)
+            action()
         except Exception as error:  # noqa: BLE001  (a broken plugin must not break anomalib itself)
             import warnings  # noqa: PLC0415
 
@@ -49,13 +66,14 @@ class _LoadPluginAfter:
 
 
 class _Finder:
-    """One-shot meta-path finder for ``anomalib.models``."""
+    """Meta-path finder that wraps the loaders of the ``TRIGGERS`` modules; it leaves once all have fired."""
+
+    pending = dict(TRIGGERS)
 
     @classmethod
     def find_spec(cls, name: str, path: object = None, target: object = None) -> ModuleSpec | None:
-        if name != TRIGGER:
+        if name not in cls.pending:
             return None
-        sys.meta_path.remove(cls)  # type: ignore[arg-type]
         spec = PathFinder.find_spec(name, path, target)  # type: ignore[arg-type]
         if spec is not None and spec.loader is not None:
             spec.loader = _LoadPluginAfter(spec.loader)  # type: ignore[assignment]
@@ -63,10 +81,10 @@ class _Finder:
 
 
 def install() -> None:
-    """Arm the hook (idempotent); does nothing when ``DRAEM_PLUGIN_AUTOLOAD=0`` or the trigger is already loaded."""
+    """Arm the hook (idempotent); does nothing when ``DRAEM_PLUGIN_AUTOLOAD=0`` or the triggers are already loaded."""
     if os.environ.get("DRAEM_PLUGIN_AUTOLOAD", "1") == "0" or _Finder in sys.meta_path:
         return
-    if TRIGGER in sys.modules:
+    if any(name in sys.modules for name in TRIGGERS):
         return
     sys.meta_path.insert(0, _Finder)  # type: ignore[arg-type]
 

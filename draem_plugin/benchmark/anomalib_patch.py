@@ -300,7 +300,7 @@ def _run(self: Any, args: Any = None) -> None:  # noqa: ANN401
 def is_applied() -> bool:
     """Whether :func:`apply` has patched the loaded anomalib benchmark pipeline."""
     module = sys.modules.get("anomalib.pipelines.benchmark.pipeline")
-    return bool(module is not None and getattr(module.Benchmark, _MARK, False))
+    return bool(getattr(getattr(module, "Benchmark", None), _MARK, False))
 
 
 def apply() -> bool:
@@ -311,7 +311,9 @@ def apply() -> bool:
         from anomalib.pipelines.benchmark.generator import BenchmarkJobGenerator  # noqa: PLC0415
         from anomalib.pipelines.benchmark.job import BenchmarkJob  # noqa: PLC0415
         from anomalib.pipelines.benchmark.pipeline import Benchmark  # noqa: PLC0415
-    except ImportError as error:  # anomalib without its pipelines (or without pandas)
+    except (ImportError, AttributeError) as error:
+        # No pipelines (or pandas) in this anomalib, or they are still initialising (the plugin is imported from
+        # inside anomalib's own imports); the autoload hook applies the patch once the pipeline module is loaded.
         logger.debug("anomalib's benchmark pipeline is not available (%s); nothing patched.", error)
         return False
     _originals.update(
