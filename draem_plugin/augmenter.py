@@ -32,7 +32,7 @@ from kornia.geometry.transform import resize, rotate
 from PIL import Image
 from torch import Tensor, nn
 
-from .perlin import _check_mask_parameters, perlin_mask, rand_perlin_2d
+from .perlin import _check_mask_parameters, _draw_device, perlin_mask, rand_on, rand_perlin_2d, randint_on, uniform_on
 
 __all__ = [
     "PAPER_OPS",
@@ -168,7 +168,7 @@ def procedural_textures(
         batch: Number of textures ``B``.
         height: Texture height ``H``.
         width: Texture width ``W``.
-        generator: Source of randomness, on ``device``. ``None`` uses torch's global RNG.
+        generator: Source of randomness, on ``device`` or on the CPU. ``None`` uses torch's global RNG.
         device: Output device; defaults to the generator's device, else the CPU.
 
     Returns:
@@ -182,7 +182,7 @@ def procedural_textures(
     if device is None:
         device = generator.device if generator is not None else torch.device("cpu")
     planes = batch * 3
-    base = torch.randint(1, 4, (planes, 2), generator=generator, device=device).exp2().long()
+    base = torch.randint(1, 4, (planes, 2), generator=generator, device=_draw_device(generator, device)).exp2().long()
     noise = sum(
         0.5**octave * rand_perlin_2d(planes, height, width, base * 2**octave, generator=generator, device=device)
         for octave in range(3)
@@ -191,7 +191,7 @@ def procedural_textures(
     low = noise.amin(dim=(2, 3), keepdim=True)
     high = noise.amax(dim=(2, 3), keepdim=True)
     noise = (noise - low) / (high - low).clamp_min(1e-6)
-    span, start = torch.rand(2, batch, 3, 1, 1, generator=generator, device=device).unbind(0)
+    span, start = rand_on((2, batch, 3, 1, 1), generator, device).unbind(0)
     span = 0.3 + 0.7 * span  # at least 30 % contrast per channel
     return start * (1.0 - span) + span * noise
 
@@ -267,7 +267,7 @@ class TextureBank(nn.Module):
             batch: Number of textures ``B``.
             height: Output height; stored textures are resized (bilinear, antialiased) if it differs.
             width: Output width.
-            generator: Source of randomness, on ``device``. ``None`` uses torch's global RNG.
+            generator: Source of randomness, on ``device`` or on the CPU. ``None`` uses torch's global RNG.
             device: Output device; defaults to the bank's device.
 
         Returns:
@@ -280,7 +280,7 @@ class TextureBank(nn.Module):
         device = self.images.device if device is None else torch.device(device)
         if len(self) == 0:
             return procedural_textures(batch, height, width, generator=generator, device=device)
-        index = torch.randint(len(self), (batch,), generator=generator, device=device)
+        index = randint_on(0, len(self), (batch,), generator, self.images.device)
         textures = self.images.index_select(0, index.to(self.images.device)).to(device).float().div_(255.0)
         if batch and textures.shape[-2:] != (height, width):
             textures = resize(textures, (height, width), interpolation="bilinear", antialias=True).clamp_(0.0, 1.0)
@@ -398,51 +398,44 @@ def autocontrast(image: Tensor) -> Tensor:
     return torch.where(span > 0, (image - low) / span.clamp_min(torch.finfo(image.dtype).tiny), image)
 
 
-def _uniform(
-    shape: int | tuple[int, ...], low: float, high: float, generator: torch.Generator | None, device: torch.device
-) -> Tensor:
-    """Uniform draws in ``[low, high)``."""
-    return torch.empty(shape, device=device).uniform_(low, high, generator=generator)
-
-
 def _random_gamma(x: Tensor, generator: torch.Generator | None) -> Tensor:
     """imgaug ``GammaContrast((0.5, 2.0), per_channel=True)``."""
-    return gamma_contrast(x, _uniform(x.shape[:2], 0.5, 2.0, generator, x.device))
+    return gamma_contrast(x, uniform_on(x.shape[:2], 0.5, 2.0, generator, x.device))
 
 
 def _random_brightness(x: Tensor, generator: torch.Generator | None) -> Tensor:
     """imgaug ``MultiplyAndAddToBrightness(mul=(0.8, 1.2), add=(-30, 30))`` on 0..255."""
-    multiplier = _uniform(x.shape[0], 0.8, 1.2, generator, x.device)
-    return adjust_luma(x, multiplier, _uniform(x.shape[0], -30 / 255, 30 / 255, generator, x.device))
+    multiplier = uniform_on(x.shape[0], 0.8, 1.2, generator, x.device)
+    return adjust_luma(x, multiplier, uniform_on(x.shape[0], -30 / 255, 30 / 255, generator, x.device))
 
 
 def _random_sharpness(x: Tensor, generator: torch.Generator | None) -> Tensor:
     """imgaug ``pillike.EnhanceSharpness()``: factor in (0, 2), 1 keeps the image."""
-    return enhance_sharpness(x, _uniform(x.shape[0], 0.0, 2.0, generator, x.device))
+    return enhance_sharpness(x, uniform_on(x.shape[0], 0.0, 2.0, generator, x.device))
 
 
 def _random_hue_saturation(x: Tensor, generator: torch.Generator | None) -> Tensor:
     """imgaug ``AddToHueAndSaturation((-50, 50), per_channel=True)``: hue -50..50 of 255 is 360 degrees."""
     n = x.shape[0]
-    hue = _uniform(n, -50 / 255 * 360, 50 / 255 * 360, generator, x.device)
-    return shift_hue_saturation(x, hue, _uniform(n, -50 / 255, 50 / 255, generator, x.device))
+    hue = uniform_on(n, -50 / 255 * 360, 50 / 255 * 360, generator, x.device)
+    return shift_hue_saturation(x, hue, uniform_on(n, -50 / 255, 50 / 255, generator, x.device))
 
 
 def _random_solarize(x: Tensor, generator: torch.Generator | None) -> Tensor:
     """imgaug ``Solarize(0.5, threshold=(32, 128))``: half the samples invert the values above the threshold."""
-    applied = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5
-    threshold = _uniform(x.shape[0], 32 / 255, 128 / 255, generator, x.device)
+    applied = rand_on(x.shape[0], generator, x.device) < 0.5
+    threshold = uniform_on(x.shape[0], 32 / 255, 128 / 255, generator, x.device)
     return solarize(x, torch.where(applied, threshold, torch.inf))  # an infinite threshold keeps the sample
 
 
 def _random_posterize(x: Tensor, generator: torch.Generator | None) -> Tensor:
     """imgaug ``pillike.Posterize()``: keep 1..8 bits."""
-    return posterize_bits(x, torch.randint(1, 9, (x.shape[0],), generator=generator, device=x.device))
+    return posterize_bits(x, randint_on(1, 9, (x.shape[0],), generator, x.device))
 
 
 def _random_rotate(x: Tensor, generator: torch.Generator | None) -> Tensor:
     """imgaug ``Affine(rotate=(-45, 45))`` with zero fill."""
-    return rotate(x, _uniform(x.shape[0], -45.0, 45.0, generator, x.device), padding_mode="zeros")
+    return rotate(x, uniform_on(x.shape[0], -45.0, 45.0, generator, x.device), padding_mode="zeros")
 
 
 TextureOp = Callable[[Tensor, torch.Generator | None], Tensor]
@@ -483,7 +476,7 @@ def apply_random_texture_ops(
         textures: ``(B, 3, H, W)`` float in ``[0, 1]``.
         num_ops: Ops per sample, between 1 and ``len(ops)``.
         ops: Names from :data:`TEXTURE_OPS`.
-        generator: Source of randomness, on the textures' device.
+        generator: Source of randomness, on the textures' device or on the CPU (no device sync then).
 
     Returns:
         The augmented textures, same shape, in ``[0, 1]``.
@@ -494,8 +487,8 @@ def apply_random_texture_ops(
         True
     """
     functions = [RANDOM_TEXTURE_OPS[name] for name in ops]
-    draws = torch.rand(textures.shape[0], len(functions), generator=generator, device=textures.device)
-    order = draws.argsort(dim=1)[:, :num_ops].cpu()  # one host sync instead of one per (round, op)
+    draws = torch.rand(textures.shape[0], len(functions), generator=generator, device=_draw_device(generator, textures.device))
+    order = draws.argsort(dim=1)[:, :num_ops].cpu()  # with a CUDA generator: one host sync, not one per (round, op)
     out = textures.clone()
     for round_ in range(num_ops):
         for k, function in enumerate(functions):
@@ -631,8 +624,7 @@ class PerlinAnomalyAugmenter(nn.Module):
             raise ValueError(f"seed must be an int or None, got {seed!r}.")
         self.bank = TextureBank(anomaly_source_path, source_size, max_images=max_source_images, seed=seed or 0)
         self._seed = seed
-        self._generators: dict[torch.device, torch.Generator] = {}
-        self._active_device: torch.device | None = None
+        self._host_generator: torch.Generator | None = None
         self._pending_state: Tensor | None = None
 
     @classmethod
@@ -652,11 +644,15 @@ class PerlinAnomalyAugmenter(nn.Module):
         return cls(**{**_PRESETS[name], **overrides})
 
     # ---------------------------------------------------------------- random stream
-    def _generator(self, device: torch.device) -> torch.Generator:
-        """The generator of ``device``, created (and seeded or restored) on first use."""
-        generator = self._generators.get(device)
-        if generator is None:
-            generator = torch.Generator(device=device)
+    def _generator(self) -> torch.Generator:
+        """The stream's generator, created (and seeded or restored) on first use.
+
+        It lives on the CPU whatever the batch's device: the augmenter draws only a few numbers per sample (choices,
+        angles, lattice gradients, op parameters), and drawing them on the host means a CUDA step never waits for
+        the device to tell which samples get an anomaly. The stream is the same on every device type.
+        """
+        if self._host_generator is None:
+            generator = torch.Generator()
             if self._pending_state is not None:
                 self._restore(generator, self._pending_state)
                 self._pending_state = None
@@ -664,20 +660,19 @@ class PerlinAnomalyAugmenter(nn.Module):
                 if self._seed is None:
                     self._seed = int(torch.randint(2**62, (1,)).item())
                 generator.manual_seed(self._seed)
-            self._generators[device] = generator
-        self._active_device = device
-        return generator
+            self._host_generator = generator
+        return self._host_generator
 
     @staticmethod
     def _restore(generator: torch.Generator, state: Tensor) -> None:
-        """Load ``state``; a state saved on another device type seeds the stream from its hash instead."""
+        """Load ``state``; a state of another generator type (e.g. a CUDA one) seeds the stream from its hash instead."""
         try:
             generator.set_state(state)
         except RuntimeError:
             logger.warning(
-                "The saved augmenter RNG state does not fit a generator on %s (it was saved on another device "
-                "type); the random stream continues from a seed derived from it.",
-                generator.device,
+                "The saved augmenter RNG state (%d bytes) is not the state of a CPU generator; the random stream "
+                "continues from a seed derived from it.",
+                state.numel(),
             )
             generator.manual_seed(int.from_bytes(hashlib.sha256(state.numpy().tobytes()).digest()[:7], "little"))
 
@@ -686,21 +681,21 @@ class PerlinAnomalyAugmenter(nn.Module):
         if not isinstance(seed, int):
             raise ValueError(f"seed must be an int, got {seed!r}.")
         self._seed = seed
-        self._generators.clear()
+        self._host_generator = None
         self._pending_state = None
 
     def get_rng_state(self) -> Tensor:
         """State (CPU uint8 tensor) of the generator in use, to save with a checkpoint."""
         if self._pending_state is not None:
             return self._pending_state.clone()
-        return self._generator(self._active_device or self.bank.images.device).get_state()
+        return self._generator().get_state()
 
     def set_rng_state(self, state: Tensor) -> None:
         """Continue the random stream from ``state`` (from :meth:`get_rng_state`) at the next draw."""
         if not isinstance(state, Tensor) or state.dtype != torch.uint8 or state.ndim != 1:
             raise ValueError(f"state must be the 1-D uint8 tensor returned by get_rng_state(), got {state!r:.80}.")
         self._pending_state = state.detach().cpu().clone()
-        self._generators.clear()
+        self._host_generator = None
 
     # ---------------------------------------------------------------- forward
     @torch.no_grad()
@@ -722,20 +717,20 @@ class PerlinAnomalyAugmenter(nn.Module):
             )
         batch, _, height, width = image.shape
         device = image.device
-        generator = self._generator(device)
+        generator = self._generator()
         compute = torch.float32 if image.dtype in (torch.float16, torch.bfloat16) else image.dtype
-        draws = torch.rand(batch, 2, generator=generator, device=device).cpu()  # one host sync for both choices
+        draws = torch.rand(batch, 2, generator=generator).cpu()  # drawn on the host: no wait for the device
 
         clean = image
-        rotated = (draws[:, 0] < self.normal_rotation_probability).nonzero().squeeze(1).to(device)
+        rotated = (draws[:, 0] < self.normal_rotation_probability).nonzero().squeeze(1).to(device, non_blocking=True)
         if rotated.numel():
-            angle = _uniform(rotated.numel(), *self.normal_rotation_range, generator, device)
+            angle = uniform_on(rotated.numel(), *self.normal_rotation_range, generator, device)
             turned = rotate(image.index_select(0, rotated).to(compute), angle, padding_mode="zeros")
             clean = image.index_copy(0, rotated, turned.to(image.dtype))
 
         augmented = clean
         mask = image.new_zeros(batch, 1, height, width)
-        anomalous = (draws[:, 1] < self.anomaly_probability).nonzero().squeeze(1).to(device)
+        anomalous = (draws[:, 1] < self.anomaly_probability).nonzero().squeeze(1).to(device, non_blocking=True)
         count = anomalous.numel()
         if count:
             masks = perlin_mask(
@@ -748,7 +743,7 @@ class PerlinAnomalyAugmenter(nn.Module):
             )
             textures = self.bank.sample(count, height, width, generator=generator, device=device)
             textures = apply_random_texture_ops(textures, self.num_ops, self.ops, generator)
-            beta = _uniform((count, 1, 1, 1), *self.beta_range, generator, device).to(compute)
+            beta = uniform_on((count, 1, 1, 1), *self.beta_range, generator, device).to(compute)
             normal = clean.index_select(0, anomalous).to(compute)
             # beta * image + (1 - beta) * texture inside the mask; a zero weight leaves the pixel exactly as it was
             blended = torch.lerp(normal, textures.to(compute), (1.0 - beta) * masks.to(compute))

@@ -39,6 +39,7 @@ from PIL import Image
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
 from .augmenter import PerlinAnomalyAugmenter
+from .data.train_cache import TrainImageCache, random_transforms
 from .loss import DraemPluginLoss
 from .torch_model import SIZE_MULTIPLE, DraemPluginModel
 
@@ -47,6 +48,7 @@ __all__ = ["DraemPlugin"]
 logger = logging.getLogger(__name__)
 
 _RNG_KEY = "draem_plugin_augmenter_rng_state"
+_DATA_SEED_KEY = "draem_plugin_data_seed"
 
 #: Training steps between host-side NaN / inf checks of the loss, per device type (``"default"``: all others). A
 #: check waits for the device, which costs nothing on the CPU; every epoch end and checkpoint is checked as well.
@@ -94,8 +96,12 @@ class DraemPlugin(AnomalibModule):
         channels_last: run the networks in channels-last memory format (faster on GPUs and oneDNN CPUs).
         compile_networks: train through ``torch.compile`` of the networks (the first steps compile; evaluation,
             export and checkpoints use the plain modules, which share the weights).
-        seed: seed of the augmenter's random stream (each DDP rank adds its rank). ``None`` draws it from torch's
-            global generator, so ``seed_everything`` makes runs reproducible.
+        seed: seed of the augmenter's random stream (each DDP rank adds its rank) and of the cached images'
+            shuffling. ``None`` draws it from torch's global generator, so ``seed_everything`` makes runs reproducible.
+        cache_train_images: decode the training split once through the datamodule's loader and keep it on the
+            device (see :class:`~draem_plugin.data.train_cache.TrainImageCache`): epochs then never wait for disk,
+            PNG decoding or worker start-up. Skipped, with a warning, when the datamodule's training augmentations
+            are random or the images would take more than half the free memory.
 
     Example:
         >>> model = DraemPlugin(reconstructive_width=8, discriminative_width=8, image_size=64)
@@ -121,6 +127,7 @@ class DraemPlugin(AnomalibModule):
         channels_last: bool = False,
         compile_networks: bool = False,
         seed: int | None = None,
+        cache_train_images: bool = True,
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
         evaluator: Evaluator | bool = True,
@@ -165,6 +172,8 @@ class DraemPlugin(AnomalibModule):
         self._nonfinite: torch.Tensor | None = None  # per-term count of NaN / inf losses since the last check
         self._unchecked_steps = 0
         self._single_image_warned = False
+        self._data_seed = 0  # shuffling seed of the cached training images, the same on every rank
+        self._train_cache: TrainImageCache | None = None
         # Kept out of the module tree: it shares the parameters of ``self.model`` and must not enter the state_dict.
         object.__setattr__(self, "_train_network", torch.compile(self.model) if compile_networks else self.model)
 
@@ -232,7 +241,39 @@ class DraemPlugin(AnomalibModule):
             base = self.hparams.seed
             if base is None:
                 base = int(torch.randint(2**31 - 1, (1,)).item())
+            self._data_seed = base
             self.augmenter.reseed(base + self.global_rank)
+
+    def on_fit_start(self) -> None:
+        """Serve the training images from the device after one decoding pass (``cache_train_images``)."""
+        if not self.hparams.get("cache_train_images", False):
+            return
+        datamodule = self.trainer.datamodule
+        if not isinstance(datamodule, AnomalibDataModule):
+            logger.info("Training images are not cached: the training data does not come from an anomalib datamodule.")
+            return
+        randomised = random_transforms(getattr(datamodule, "train_augmentations", None))
+        if randomised:
+            logger.warning(
+                "Training images are not cached on the device: the datamodule's train_augmentations hold random "
+                "transforms (%s), which must be drawn again each epoch, so every epoch decodes the images again. Set "
+                "cache_train_images=False to silence this.",
+                ", ".join(randomised),
+            )  # fmt: skip
+            return
+        if self.trainer.overfit_batches > 0:
+            logger.info("Training images are not cached: overfit_batches replaces the training sampler.")
+            return
+        seed = self.trainer.strategy.broadcast(self._data_seed, src=0)
+        self._train_cache = TrainImageCache(datamodule, self.device, seed, self.trainer.world_size, self.global_rank)
+        self._train_cache.install()
+
+    def teardown(self, stage: str) -> None:
+        """Give the datamodule its own training loader back."""
+        if self._train_cache is not None:
+            self._train_cache.remove()
+            self._train_cache = None
+        super().teardown(stage)
 
     def on_train_start(self) -> None:
         """Refuse a pre-processor that normalises: DRÆM blends textures on images in [0, 1]."""
@@ -439,9 +480,10 @@ class DraemPlugin(AnomalibModule):
         self._check_finite_weights()
         super().on_save_checkpoint(checkpoint)
         checkpoint[_RNG_KEY] = self.augmenter.get_rng_state()
+        checkpoint[_DATA_SEED_KEY] = self._data_seed
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Adopt the checkpoint's network sizes; restore the augmenter's random state (per DDP rank)."""
+        """Adopt the checkpoint's network sizes; restore the augmenter's random state (per rank) and shuffling seed."""
         super().on_load_checkpoint(checkpoint)  # restores the pre-processor's resize, among others
         self._adopt_network_arguments(checkpoint.get("hyper_parameters", {}))
         datamodule = self._trainer.datamodule if self._trainer is not None else None
@@ -449,6 +491,7 @@ class DraemPlugin(AnomalibModule):
             # The datamodule's setup ran before the checkpoint was loaded and copied the pre-processor's resize (of
             # the constructor's image_size) into its datasets; setting up again copies the checkpoint's.
             datamodule.setup(self.trainer.state.fn)
+        self._data_seed = checkpoint.get(_DATA_SEED_KEY, self._data_seed)
         state = checkpoint.get(_RNG_KEY)
         if state is None:
             return

@@ -34,6 +34,42 @@ def _resolve_device(device: torch.device | str | None, generator: torch.Generato
     return generator.device if generator is not None else torch.device("cpu")
 
 
+def _draw_device(generator: torch.Generator | None, device: torch.device) -> torch.device:
+    """Where random numbers are drawn: on the generator's device (e.g. a CPU generator for a CUDA batch)."""
+    return generator.device if generator is not None else device
+
+
+def _moved(values: Tensor, device: torch.device) -> Tensor:
+    """``values`` on ``device``; a host-to-device copy is queued without waiting for the device."""
+    return values.to(device, non_blocking=True)
+
+
+def rand_on(shape: int | tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """``torch.rand`` drawn from ``generator`` (on its own device) and placed on ``device``.
+
+    Example:
+        >>> rand_on((2, 3), torch.Generator().manual_seed(0), torch.device("cpu")).shape
+        torch.Size([2, 3])
+    """
+    return _moved(torch.rand(shape, generator=generator, device=_draw_device(generator, device)), device)
+
+
+def randint_on(
+    low: int, high: int, shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device
+) -> Tensor:
+    """``torch.randint(low, high, shape)`` drawn from ``generator`` and placed on ``device``."""
+    draws = torch.randint(low, high, shape, generator=generator, device=_draw_device(generator, device))
+    return _moved(draws, device)
+
+
+def uniform_on(
+    shape: int | tuple[int, ...], low: float, high: float, generator: torch.Generator | None, device: torch.device
+) -> Tensor:
+    """Uniform draws in ``[low, high)`` from ``generator``, placed on ``device``."""
+    draws = torch.empty(shape, device=_draw_device(generator, device)).uniform_(low, high, generator=generator)
+    return _moved(draws, device)
+
+
 def _corner_weights(size: int, cells: Tensor, lattice: int) -> tuple[Tensor, Tensor]:
     """Interpolation matrices of one axis, each of shape ``(B, size, lattice)``.
 
@@ -78,7 +114,8 @@ def rand_perlin_2d(
         height: Output height ``H``.
         width: Output width ``W``.
         scales: Integer tensor ``(B, 2)``: lattice cells along ``(y, x)`` per sample, each >= 1.
-        generator: Source of randomness, on the output device. ``None`` uses torch's global RNG.
+        generator: Source of randomness, on the output device or on the CPU (the few random numbers are then
+            drawn on the host and copied over, without waiting for the device). ``None``: torch's global RNG.
         device: Output device; defaults to the generator's device, else the CPU.
 
     Returns:
@@ -101,12 +138,12 @@ def rand_perlin_2d(
     device = _resolve_device(device, generator)
     if batch == 0:
         return torch.empty(0, height, width, device=device)
-    scales = scales.to(device)
-    smallest, largest = torch.stack(scales.aminmax()).tolist()  # one host sync
+    smallest, largest = torch.stack(scales.aminmax()).tolist()  # no device sync when the scales are on the host
+    scales = _moved(scales, device)
     if smallest < 1:
         raise ValueError(f"scales must be >= 1 (lattice cells per axis), got a minimum of {smallest}.")
     lattice = largest + 1
-    angles = torch.rand(batch, lattice, lattice, generator=generator, device=device) * (2.0 * math.pi)
+    angles = rand_on((batch, lattice, lattice), generator, device) * (2.0 * math.pi)
     grad_y, grad_x = torch.cos(angles), torch.sin(angles)
     weight_y, offset_y = _corner_weights(height, scales[:, 0], lattice)
     weight_x, offset_x = _corner_weights(width, scales[:, 1], lattice)
@@ -164,7 +201,8 @@ def perlin_mask(
         scale_exponent_range: ``(lo, hi)`` of the lattice-cell exponent, ``0 <= lo < hi``.
         rotation_range: ``(lo, hi)`` rotation of the noise in degrees.
         threshold: Fixed threshold in ``(0, 1)`` or a ``(lo, hi)`` range to draw it from.
-        generator: Source of randomness, on the output device. ``None`` uses torch's global RNG.
+        generator: Source of randomness, on the output device or on the CPU (the few random numbers are then
+            drawn on the host and copied over, without waiting for the device). ``None``: torch's global RNG.
         device: Output device; defaults to the generator's device, else the CPU.
 
     Returns:
@@ -178,13 +216,14 @@ def perlin_mask(
     """
     _check_mask_parameters(scale_exponent_range, rotation_range, threshold)
     device = _resolve_device(device, generator)
-    scales = torch.randint(*scale_exponent_range, (batch, 2), generator=generator, device=device).exp2().long()
-    noise = rand_perlin_2d(batch, height, width, scales, generator=generator, device=device).unsqueeze(1)
+    lo, hi = scale_exponent_range
+    scales = torch.randint(lo, hi, (batch, 2), generator=generator, device=_draw_device(generator, device))
+    noise = rand_perlin_2d(batch, height, width, scales.exp2().long(), generator=generator, device=device).unsqueeze(1)
     if batch == 0:
         return noise
-    angle = torch.empty(batch, device=device).uniform_(*rotation_range, generator=generator)
+    angle = uniform_on(batch, *rotation_range, generator, device)
     noise = rotate(noise, angle, padding_mode="zeros")
     if isinstance(threshold, (tuple, list)):
-        cut = torch.empty(batch, 1, 1, 1, device=device).uniform_(*threshold, generator=generator)
+        cut = uniform_on((batch, 1, 1, 1), *threshold, generator, device)
         return (noise > cut).float()
     return (noise > threshold).float()

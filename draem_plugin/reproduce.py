@@ -7,7 +7,9 @@ cleanly and the next identical command continues from ``<output_dir>/checkpoints
 
 FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs per multiply-add) over the forward and
 backward pass of both networks on the meta device (the loss adds well under 0.1 %); MFU = FLOPs per image x images/s
-/ ``peak_tflops``.
+/ ``peak_tflops``. The share of step time outside the networks (data, anomaly synthesis, Lightning's loop) is
+``1 - train images/s / network images/s``, the latter timed on the networks alone after training (see
+:mod:`draem_plugin.throughput`).
 
 Example:
     draem-reproduce --root ../shared/data/mvtec_ad --category bottle \\
@@ -23,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
 from anomalib.callbacks.checkpoint import ModelCheckpoint
-from torch.utils.flop_counter import FlopCounterMode
+from lightning.pytorch import seed_everything
 
 from .lightning_model import DraemPlugin
+from .throughput import ThroughputMonitor, network_images_per_second, training_flops_per_image
 
 __all__ = ["ThroughputMonitor", "main", "reproduce", "training_flops_per_image"]
 
@@ -35,59 +37,6 @@ logger = logging.getLogger(__name__)
 
 #: Dense bf16 peak of common accelerators in TFLOP/s, used when ``peak_tflops`` is not given.
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
-
-
-def training_flops_per_image(reconstructive_width: int = 128, discriminative_width: int = 64, image_size: int = 256) -> int:
-    """FLOPs of one training step per image (forward and backward of both networks), counted on the meta device.
-
-    Example:
-        >>> training_flops_per_image(8, 8, 64) > 0
-        True
-    """
-    from .torch_model import DraemPluginModel  # noqa: PLC0415
-
-    with torch.device("meta"):
-        model = DraemPluginModel(reconstructive_width, discriminative_width)
-        image = torch.rand(1, 3, image_size, image_size)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        reconstruction, logits = model(image)
-        (reconstruction.sum() + logits.sum()).backward()
-    return int(counter.get_total_flops())
-
-
-class ThroughputMonitor(Callback):
-    """Training images per second over the training epochs (validation excluded; the first epoch is warm-up)."""
-
-    def __init__(self) -> None:
-        self.images = 0
-        self.seconds = 0.0
-        self._epoch_images = 0
-        self._start = 0.0
-
-    @staticmethod
-    def _sync(pl_module: LightningModule) -> None:
-        if pl_module.device.type == "cuda":
-            torch.cuda.synchronize(pl_module.device)
-
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._sync(pl_module)
-        self._epoch_images = 0
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:  # noqa: ANN401
-        self._epoch_images += batch.image.shape[0] * trainer.world_size
-
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._sync(pl_module)
-        if trainer.current_epoch > 0 or trainer.max_epochs == 1:
-            self.images += self._epoch_images
-            self.seconds += time.perf_counter() - self._start
-
-    @property
-    def images_per_second(self) -> float:
-        """Measured training throughput (0 before the second epoch ends)."""
-        return self.images / self.seconds if self.seconds else 0.0
 
 
 def _peak_tflops(peak_tflops: float | None) -> float | None:
@@ -184,6 +133,14 @@ def reproduce(
     peak = _peak_tflops(peak_tflops)
     if peak and monitor.images_per_second:
         figures["mfu"] = round(flops * monitor.images_per_second / (peak * 1e12), 4)
+    if monitor.images_per_second:
+        trainer = engine.trainer
+        networks = trainer.world_size * network_images_per_second(
+            reconstructive_width, discriminative_width, image_size, batch_size, precision, channels_last,
+            compile_networks, trainer.strategy.root_device,
+        )  # fmt: skip
+        figures["network_images_per_second"] = round(networks, 1)
+        figures["share_outside_networks"] = round(max(0.0, 1 - monitor.images_per_second / networks), 4)
     if engine.trainer.current_epoch < epochs:
         logger.warning("Stopped after %d of %d epochs (max_time); run the same command again to continue.",
                        engine.trainer.current_epoch, epochs)

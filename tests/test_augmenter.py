@@ -404,7 +404,7 @@ def test_rng_state_round_trip_continues_the_stream(texture_dir: Path) -> None:
         resumed.set_rng_state(torch.zeros(4))
 
 
-def test_rng_state_from_another_device_type_falls_back_to_a_derived_seed(
+def test_rng_state_of_another_generator_type_falls_back_to_a_derived_seed(
     texture_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     x = _images(8)
@@ -416,7 +416,7 @@ def test_rng_state_from_another_device_type_falls_back_to_a_derived_seed(
         with caplog.at_level(logging.WARNING, logger=LOGGER):
             outputs.append(augmenter(x).image)
     assert torch.equal(outputs[0], outputs[1])  # derived from the state, not from the seed
-    assert sum("does not fit a generator" in message for message in _warnings(caplog)) == 2
+    assert sum("is not the state of a CPU generator" in message for message in _warnings(caplog)) == 2
 
 
 def test_reseed_restarts_the_stream(texture_dir: Path) -> None:

@@ -9,6 +9,7 @@ faster). Examples::
         --discriminative_width 16 --precision bf16-mixed --channels_last true
     draem-bench infer --source DIR --backbone resnet18.tv_in1k --hf_home ../shared/weights/hf_home
     draem-bench quality --root ../shared/data/mvtec_ad --category bottle --epochs 10 --out_dir results/quality
+    draem-bench pipeline --root ../shared/data/mvtec_ad --category bottle --device cuda --precision bf16-mixed
 
 Every subcommand takes ``--device cpu|cuda`` (CUDA timings synchronise the device around every timed call).
 """
@@ -21,7 +22,7 @@ import traceback
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["augment", "infer", "main", "quality", "train_step"]
+__all__ = ["augment", "infer", "main", "pipeline", "quality", "train_step"]
 
 Device = Literal["cpu", "cuda"]
 Precision = Literal["fp32", "bf16-mixed"]
@@ -276,6 +277,55 @@ def quality(
     print(f"wrote {out / 'quality.csv'}, {out / 'quality.md'}, {out / 'quality.png'}")
 
 
+def pipeline(
+    root: str | None = None,
+    category: str = "brick",
+    source: str | None = None,
+    device: Device = "cpu",
+    epochs: int = 3,
+    batch_size: int = 8,
+    image_size: int = 256,
+    reconstructive_width: int = 128,
+    discriminative_width: int = 64,
+    precision: str = "32-true",
+    channels_last: bool = False,
+    num_workers: int = 8,
+    seed: int = 0,
+    threads: int | None = None,
+    json: str | None = None,
+) -> None:
+    """Training images/s in Lightning's loop against the networks alone, with and without the device image cache.
+
+    Args:
+        root: Dataset root in the MVTec AD layout (default: the embedded SurfaceDemo, built on first use).
+        category: Category under root (SurfaceDemo: brick, grass or gravel).
+        source: Texture folder of the anomaly synthesis (default: procedural textures).
+        device: cpu or cuda.
+        epochs: Training epochs per run (the first is warm-up and not timed).
+        batch_size: Training batch size.
+        image_size: Side of the square input.
+        reconstructive_width: Base width of the reconstructive network (original 128).
+        discriminative_width: Base width of the discriminative network (original 64).
+        precision: Lightning precision (32-true, bf16-mixed, 16-mixed).
+        channels_last: channels_last memory format.
+        num_workers: Data loader workers of the datamodule.
+        seed: Seed of everything.
+        threads: torch.set_num_threads (default: torch's choice).
+        json: Write the rows to this JSON file.
+    """
+    from .pipeline import COLUMNS, run_pipeline  # noqa: PLC0415
+
+    _setup(threads)
+    rows = run_pipeline(root, category, source, device, epochs, batch_size, image_size, reconstructive_width,
+                        discriminative_width, precision, channels_last, num_workers, seed)
+    settings = {"root": root or "SurfaceDemo", "category": category, "source": source, "device": device,
+                "epochs": epochs, "batch_size": batch_size, "image_size": image_size,
+                "reconstructive_width": reconstructive_width, "discriminative_width": discriminative_width,
+                "precision": precision, "channels_last": channels_last, "num_workers": num_workers, "seed": seed}
+    _report("pipeline: training images/s and the share of step time outside the networks (ratio = over uncached)",
+            rows, COLUMNS, settings, json, _cuda_if([device]))
+
+
 def _cuda_if(devices: list[str]) -> object:
     if "cuda" in devices:
         import torch  # noqa: PLC0415
@@ -284,7 +334,7 @@ def _cuda_if(devices: list[str]) -> object:
     return None
 
 
-COMMANDS = {"augment": augment, "train-step": train_step, "infer": infer, "quality": quality}
+COMMANDS = {"augment": augment, "train-step": train_step, "infer": infer, "quality": quality, "pipeline": pipeline}
 
 
 def main(args: list[str] | None = None) -> None:

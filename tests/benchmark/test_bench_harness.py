@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from draem_plugin.benchmark import augment, infer, quality, train_step
+from draem_plugin.benchmark import augment, infer, pipeline, quality, train_step
 from draem_plugin.benchmark.cli import main
 
 BACKBONE = "resnet18.tv_in1k"  # the offline backbone of ../shared/weights (never layer4)
@@ -46,7 +46,7 @@ def test_help_lists_the_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    for name in ("augment", "train-step", "infer", "quality"):
+    for name in ("augment", "train-step", "infer", "quality", "pipeline"):
         assert name in out
 
 
@@ -131,6 +131,20 @@ def test_quality_writes_csv_markdown_and_chart(
     assert "| " + " | ".join(quality.COLUMNS) + " |" in table
     assert (out_dir / "quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(rows_of(tmp_path / "quality.json", "quality")) == len(models)
+
+
+def test_pipeline_compares_cached_and_uncached_training(tmp_path: Path, textures: Path, mvtec_root: Path) -> None:
+    out = tmp_path / "pipeline.json"
+    run_cli(["pipeline", "--root", str(mvtec_root), "--category", "brick", "--source", str(textures), "--epochs", "2",
+             "--batch_size", "4", "--image_size", "64", *WIDTHS, "--num_workers", "0", "--json", str(out)])  # fmt: skip
+    rows = rows_of(out, "pipeline")
+    assert [row["cache_train_images"] for row in rows] == [True, False]
+    for row in rows:
+        assert set(pipeline.COLUMNS) <= row.keys()
+        assert row["train_images_per_s"] > 0 and row["network_images_per_s"] > 0
+        assert 0.0 <= row["share_outside_networks"] < 1.0
+    assert rows[1]["ratio"] == 1.0
+    assert rows[0]["ratio"] == pytest.approx(rows[0]["train_images_per_s"] / rows[1]["train_images_per_s"])
 
 
 def test_cuda_without_a_gpu_fails_clearly(textures: Path, capsys: pytest.CaptureFixture[str]) -> None:
