@@ -31,7 +31,7 @@ from lightning.pytorch import seed_everything
 from .lightning_model import DraemPlugin
 from .throughput import ThroughputMonitor, network_images_per_second, training_flops_per_image
 
-__all__ = ["ThroughputMonitor", "main", "reproduce", "training_flops_per_image"]
+__all__ = ["main", "reproduce"]
 
 logger = logging.getLogger(__name__)
 
