@@ -1,9 +1,10 @@
 """Learning test: the CPU demo preset trained on SurfaceDemo detects and localises its defects.
 
 The preset is read from ``configs/draem_plugin_demo.yaml`` so this checks the configuration the README runs.
-Bars were set from measured runs (see the README: image AUROC 0.84-0.99 and pixel AUROC 0.90-0.93 over the runs
-measured, 0.84 / 0.90 for this seed) with a margin for CPU non-determinism; an untrained model of the same preset
-scores below them (checked here too).
+Bars were set from measured runs with a margin for CPU non-determinism: this seed (0) reaches image AUROC 0.84 and
+pixel AUROC 0.90; seeds 1-3 reach 0.62-0.74 and 0.74-0.81, and an untrained model 0.61-0.72 and 0.55-0.59. At 96
+training steps the pixel AUROC is the reliable sign of learning (checked against the untrained model here too); the
+image AUROC bar only holds for this seed.
 """
 
 from __future__ import annotations
@@ -19,19 +20,23 @@ from draem_plugin import DraemPlugin, SurfaceDemo
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "draem_plugin_demo.yaml"
 IMAGE_AUROC_BAR = 0.75
-PIXEL_AUROC_BAR = 0.85
+PIXEL_AUROC_BAR = 0.8
 
 
 def demo_preset() -> dict:
     return yaml.safe_load(CONFIG.read_text())
 
 
-def build(tmp_path: Path, root: Path) -> tuple[DraemPlugin, SurfaceDemo, Engine, dict]:
+#: bf16-mixed against fp32 on the demo (measured: 0.013 pixel, 0.096 image; the image AUROC varies more between seeds).
+BF16_TOLERANCE = {"pixel_AUROC": 0.05, "image_AUROC": 0.15}
+
+
+def build(tmp_path: Path, root: Path, **trainer_overrides: object) -> tuple[DraemPlugin, SurfaceDemo, Engine, dict]:
     config = demo_preset()
     seed_everything(config["seed_everything"])
     model = DraemPlugin(**config["model"]["init_args"])
     datamodule = SurfaceDemo(**{**config["data"]["init_args"], "root": root})
-    trainer = {k: v for k, v in config["trainer"].items() if k not in {"devices"}}
+    trainer = {k: v for k, v in config["trainer"].items() if k not in {"devices"}} | trainer_overrides
     engine = Engine(default_root_dir=tmp_path, logger=False, enable_progress_bar=False, **trainer)
     return model, datamodule, engine, config
 
@@ -44,17 +49,34 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_untrained_preset_is_below_the_bar(tmp_path: Path, demo_data: Path) -> None:
     model, datamodule, engine, _ = build(tmp_path, demo_data)
     metrics = engine.test(model, datamodule=datamodule)[0]
-    assert metrics["pixel_AUROC"] < PIXEL_AUROC_BAR or metrics["image_AUROC"] < IMAGE_AUROC_BAR
+    assert metrics["pixel_AUROC"] < PIXEL_AUROC_BAR - 0.1, metrics
+
+
+def train_and_test(tmp_path: Path, root: Path, **trainer_overrides: object) -> dict:
+    model, datamodule, engine, config = build(tmp_path, root, **trainer_overrides)
+    assert config["data"]["class_path"] == "SurfaceDemo"
+    engine.fit(model, datamodule=datamodule)
+    return engine.test(model, datamodule=datamodule)[0]
+
+
+@pytest.fixture(scope="module")
+def fp32_metrics(tmp_path_factory: pytest.TempPathFactory, demo_data: Path) -> dict:
+    return train_and_test(tmp_path_factory.mktemp("fp32"), demo_data)
 
 
 @pytest.mark.slow
-def test_cpu_preset_learns_surface_demo(tmp_path: Path, demo_data: Path) -> None:
-    model, datamodule, engine, config = build(tmp_path, demo_data)
-    assert config["data"]["class_path"] == "SurfaceDemo"
-    engine.fit(model, datamodule=datamodule)
-    metrics = engine.test(model, datamodule=datamodule)[0]
+def test_cpu_preset_learns_surface_demo(fp32_metrics: dict) -> None:
+    metrics = fp32_metrics
     assert metrics["image_AUROC"] >= IMAGE_AUROC_BAR, metrics
     assert metrics["pixel_AUROC"] >= PIXEL_AUROC_BAR, metrics
     assert 0.0 < metrics["pixel_AUPR"] <= 1.0
     # The F1 threshold was learnt on the validation split, so the image F1 is meaningful (not 0).
     assert metrics["image_F1Score"] > 0.5, metrics
+
+
+@pytest.mark.slow
+def test_bf16_mixed_final_metrics_agree_with_fp32(tmp_path: Path, demo_data: Path, fp32_metrics: dict) -> None:
+    bf16 = train_and_test(tmp_path, demo_data, precision="bf16-mixed")
+    for name, tolerance in BF16_TOLERANCE.items():
+        assert abs(bf16[name] - fp32_metrics[name]) <= tolerance, (name, bf16, fp32_metrics)
+    assert bf16["pixel_AUROC"] >= PIXEL_AUROC_BAR, bf16
