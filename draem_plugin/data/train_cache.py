@@ -217,11 +217,12 @@ class TrainImageCache:
         budget = _free_memory(self.device) * MEMORY_FRACTION
         total = len(getattr(loader, "dataset", ()))
         batches: list[Batch] = []
-        held = 0
+        held = images = 0
         for batch in loader:
             batches.append(move_data_to_device(batch, self.device))
             held += sum(t.numel() * t.element_size() for t in _tensors(batch))
-            expected = held / sum(len(b.image) for b in batches) * max(total, 1)
+            images += len(batch.image)
+            expected = held / images * max(total, 1)
             if max(held, expected) > budget:
                 logger.warning(
                     "The training images are not cached on %s: they need about %.2f GiB, more than %.0f%% of the "
