@@ -8,7 +8,6 @@ datamodules; the model is the tiny CPU configuration. Unit-level cases already c
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +28,7 @@ PIXEL_METRICS = {"pixel_AUROC", "pixel_AUPR", "pixel_AUPRO"}
 IMAGE_METRICS = {"image_AUROC", "image_F1Score"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: the tiny networks gain nothing from more, and the CPU is shared with other tests."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------------------------------------ helpers
