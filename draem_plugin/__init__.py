@@ -1,5 +1,8 @@
 """draem-plugin: DRÆM (Zavrtanik, Kristan, Skočaj, ICCV 2021) as a first-class anomalib model.
 
+Importing the package defines the names below and adds ``DraemPlugin`` and ``SurfaceDemo`` to ``anomalib.models`` and
+``anomalib.data`` (:func:`register`); it changes nothing else in anomalib.
+
 Example:
     >>> from draem_plugin import DraemPlugin, DraemPluginModel, PerlinAnomalyAugmenter, SurfaceDemo
     >>> from anomalib.models import get_model
@@ -7,12 +10,12 @@ Example:
     'DraemPlugin'
 """
 
-from .augmenter import AugmentedBatch, PerlinAnomalyAugmenter, TextureBank
+from .augmentation import AugmentedBatch, PerlinAnomalyAugmenter, TextureBank
 from .data import SurfaceDemo, build_surface_demo
 from .lightning_model import DraemPlugin
 from .loss import DraemPluginLoss
-from .torch_model import DraemPluginModel
 from .registry import register
+from .torch_model import DraemPluginModel
 
 __all__ = [
     "AugmentedBatch",

@@ -1,61 +1,134 @@
-"""``draem-reproduce``: the whole DRÆM reproduction on one MVTec-layout category in one command.
+r"""``draem-reproduce``: the whole DRÆM reproduction on one MVTec-layout category in one command.
 
-Trains DraemPlugin with the original recipe (700 epochs, batch 8, 256x256, Adam 1e-4, x0.2 at 80 % / 90 %) through
-anomalib's Engine and ``MVTecAD`` datamodule, tests it, and prints training images/s, model FLOP utilisation, wall
-time and image AUROC, pixel AUROC, pixel AP and pixel AUPRO. Runs are resumable: with ``max_time`` the run stops
-cleanly and the next identical command continues from ``<output_dir>/checkpoints/last.ckpt``.
+Trains DraemPlugin with the original recipe (700 epochs, batch 8, 256x256, Adam 1e-4, x0.2 at 80 % / 90 %, fp32)
+through anomalib's Engine and ``MVTecAD`` datamodule, tests it, and prints training images/s, model FLOP utilisation,
+wall time, anomalib's image AUROC, pixel AUROC, pixel AP and pixel AUPRO, and the same metrics as the original
+``test_DRAEM.py`` computes them (``original_*``). Runs are resumable: with ``max_time`` the run stops cleanly and the
+next identical command continues from ``<output_dir>/checkpoints/last.ckpt``. With ``--original_weights DIR`` it
+trains nothing: it imports the authors' released weights and evaluates every category that has them.
 
-FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs per multiply-add) over the forward and
-backward pass of both networks on the meta device (the loss adds well under 0.1 %); MFU = FLOPs per image x images/s
-/ ``peak_tflops``. The share of step time outside the networks (data, anomaly synthesis, Lightning's loop) is
-``1 - train images/s / network images/s``, the latter timed on the networks alone after training (see
-:mod:`draem_plugin.throughput`).
+Training images/s and MFU come from Lightning's ``ThroughputMonitor`` (:mod:`draem_plugin.throughput`), over the last
+window of training batches; the share of step time outside the networks (data, anomaly synthesis, Lightning's loop)
+is ``1 - train images/s / network images/s``, the latter timed on the networks alone after training.
 
 Example:
     draem-reproduce --root ../shared/data/mvtec_ad --category bottle \\
-        --anomaly_source_path ../shared/data/textures/dtd_lowres --precision bf16-mixed --channels_last true
+        --anomaly_source_path ../shared/data/textures/dtd_lowres
+    draem-reproduce --root /data/mvtec --original_weights checkpoints/DRAEM_checkpoints   # the released weights
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from anomalib.callbacks.checkpoint import ModelCheckpoint
 from lightning.pytorch import seed_everything
+from lightning.pytorch.loggers import CSVLogger
 
 from .lightning_model import DraemPlugin
-from .throughput import ThroughputMonitor, network_images_per_second, training_flops_per_image
+from .throughput import (
+    TRAIN_IMAGES_PER_SECOND,
+    network_images_per_second,
+    peak_flops,
+    throughput_monitor,
+    training_flops_per_image,
+)
 
-__all__ = ["main", "reproduce"]
+__all__ = ["fit_and_measure", "main", "reproduce"]
 
 logger = logging.getLogger(__name__)
 
-#: Dense bf16 peak of common accelerators in TFLOP/s, used when ``peak_tflops`` is not given.
-PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
+#: Batches over which Lightning's ThroughputMonitor averages.
+WINDOW = 100
 
 
-def _peak_tflops(peak_tflops: float | None) -> float | None:
-    if peak_tflops is not None or not torch.cuda.is_available():
-        return peak_tflops
-    name = torch.cuda.get_device_name()
-    return next((value for key, value in PEAK_BF16_TFLOPS.items() if key in name), None)
+def fit_and_measure(
+    model: DraemPlugin,
+    datamodule: Any,
+    output_dir: Path,
+    peak_tflops: float | None = None,
+    ckpt_path: Path | None = None,
+    **engine_args: Any,
+) -> tuple[Any, dict[str, Any]]:
+    """Fit ``model`` through anomalib's ``Engine`` and measure how fast it trained.
+
+    Args:
+        model: the model to train.
+        datamodule: an anomalib datamodule.
+        output_dir: where Lightning's metrics (``logs/``) and the engine's results go.
+        peak_tflops: the accelerator's peak for MFU (default: Lightning's figure for known GPUs at the precision).
+        ckpt_path: a checkpoint to resume from.
+        engine_args: more ``Engine`` (trainer) arguments, e.g. ``max_epochs``, ``precision``, ``callbacks``.
+
+    Returns:
+        The engine, and the figures: training images/s (Lightning's ThroughputMonitor, last window), TFLOP per
+        training image, MFU where the peak is known, images/s of the networks alone and the share outside them.
+    """
+    from anomalib.engine import Engine
+
+    hparams = model.hparams
+    widths = (hparams.reconstructive_width, hparams.discriminative_width)
+    image_size = hparams.image_size
+    datamodule.setup("fit")
+    batch_size = datamodule.train_batch_size
+    steps_per_epoch = max(1, math.ceil(len(datamodule.train_data) / batch_size))
+    epochs = engine_args.get("max_epochs") or 1
+    flops = training_flops_per_image(*widths, image_size)
+    model.flops_per_batch = flops * batch_size  # read by Lightning's ThroughputMonitor for its MFU
+    window = max(2, min(WINDOW, steps_per_epoch * max(1, epochs - 1)))
+    callbacks = [throughput_monitor(window), *engine_args.pop("callbacks", [])]
+    engine = Engine(
+        callbacks=callbacks,
+        logger=CSVLogger(output_dir, name="logs"),
+        log_every_n_steps=min(50, steps_per_epoch),
+        default_root_dir=output_dir,
+        **engine_args,
+    )
+    start = time.perf_counter()
+    engine.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    trainer = engine.trainer
+    logged = trainer.logged_metrics
+    images_per_second = float(logged.get(TRAIN_IMAGES_PER_SECOND, 0.0)) * trainer.world_size
+    figures: dict[str, Any] = {
+        "epochs_done": trainer.current_epoch,
+        "fit_seconds_this_run": round(time.perf_counter() - start, 1),
+        "train_images_per_second": round(images_per_second, 1),
+        "train_tflop_per_image": round(flops / 1e12, 4),
+    }
+    precision = str(trainer.precision)
+    peak = peak_tflops * 1e12 if peak_tflops is not None else peak_flops(trainer.strategy.root_device, precision)
+    if peak and images_per_second:
+        figures["mfu"] = round(flops * images_per_second / (peak * trainer.world_size), 4)
+    if images_per_second:
+        networks = trainer.world_size * network_images_per_second(
+            *widths,
+            image_size,
+            batch_size,
+            precision,
+            hparams.channels_last,
+            hparams.compile_networks,
+            trainer.strategy.root_device,
+        )
+        figures["network_images_per_second"] = round(networks, 1)
+        figures["share_outside_networks"] = round(max(0.0, 1 - images_per_second / networks), 4)
+    return engine, figures
 
 
 def reproduce(
     root: Path,
-    category: str = "bottle",
+    category: str | None = None,
     anomaly_source_path: Path | None = None,
     epochs: int = 700,
     batch_size: int = 8,
     image_size: int = 256,
     reconstructive_width: int = 128,
     discriminative_width: int = 64,
-    precision: str = "bf16-mixed",
+    precision: str = "32-true",
     channels_last: bool = True,
     compile_networks: bool = False,
     accelerator: str = "auto",
@@ -66,20 +139,25 @@ def reproduce(
     checkpoint_every_n_epochs: int = 10,
     peak_tflops: float | None = None,
     seed: int = 0,
+    original_weights: Path | None = None,
     output_dir: Path = Path("results/reproduce"),
-) -> dict[str, Any]:
-    """Train and test DraemPlugin on ``root/category``, print and return the figures (also written as JSON).
+) -> dict[str, Any] | list[dict[str, Any]]:
+    """Train and test DraemPlugin on ``root/category``, or evaluate the released weights; print and save the figures.
+
+    Both report anomalib's metrics and the metrics as the original ``test_DRAEM.py`` computes them
+    (``original_*``, :mod:`draem_plugin.protocol`).
 
     Args:
         root: folder holding MVTec-layout categories (``root/category/train/good`` ...).
-        category: category to reproduce.
+        category: category to reproduce (default ``bottle``); with ``original_weights``, one category, or ``None`` for
+            every category of ``root`` that has weights.
         anomaly_source_path: texture folder (the DTD ``images`` folder in the paper).
         epochs: training epochs (original: 700).
         batch_size: training batch size (original: 8).
         image_size: square input size (original: 256).
         reconstructive_width: base width of the auto-encoder (original: 128).
         discriminative_width: base width of the U-Net (original: 64).
-        precision: Lightning precision (``32``, ``bf16-mixed``, ``16-mixed``).
+        precision: Lightning precision: ``32-true`` as the original trains, or ``bf16-mixed`` (faster on GPUs).
         channels_last: channels-last memory format.
         compile_networks: train through ``torch.compile``.
         accelerator: Lightning accelerator.
@@ -88,13 +166,19 @@ def reproduce(
         num_workers: data-loader workers.
         max_time: stop training after ``DD:HH:MM:SS`` and save ``last.ckpt``; rerun the command to continue.
         checkpoint_every_n_epochs: how often ``last.ckpt`` is refreshed.
-        peak_tflops: accelerator peak for MFU (default: known GPUs in bf16; otherwise MFU is not reported).
-        seed: global seed.
-        output_dir: where checkpoints, images and ``reproduce.json`` go.
+        peak_tflops: accelerator peak for MFU (default: Lightning's figure for known GPUs at the precision).
+        seed: seed of the weights, the augmentation and the shuffling.
+        original_weights: folder of the authors' released weights (``<run>_<category>_.pckl`` and
+            ``<run>_<category>__seg.pckl``): evaluate them instead of training, beside the paper's numbers.
+        output_dir: where checkpoints, logs, images and ``reproduce.json`` go.
     """
-    from anomalib.data import MVTecAD  # noqa: PLC0415
-    from anomalib.engine import Engine  # noqa: PLC0415
+    if original_weights is not None:
+        return evaluate_original_weights(
+            root, original_weights, category, image_size, accelerator, num_workers, output_dir
+        )
+    from anomalib.data import MVTecAD
 
+    category = category or "bottle"
     seed_everything(seed)
     output_dir = Path(output_dir)
     checkpoint_dir = output_dir / "checkpoints"
@@ -107,43 +191,35 @@ def reproduce(
         channels_last=channels_last,
         compile_networks=compile_networks,
         seed=seed,
+        original_protocol=True,
     )
     datamodule = MVTecAD(
-        root=root, category=category, train_batch_size=batch_size, eval_batch_size=32, num_workers=num_workers,
-    )  # fmt: skip
-    monitor = ThroughputMonitor()
+        root=root, category=category, train_batch_size=batch_size, eval_batch_size=32, num_workers=num_workers
+    )
     checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, every_n_epochs=checkpoint_every_n_epochs)
-    engine = Engine(
-        accelerator=accelerator, devices=devices, strategy=strategy, precision=precision, max_epochs=epochs,
-        max_time=max_time, callbacks=[monitor, checkpoint], default_root_dir=output_dir, logger=False,
-        check_val_every_n_epoch=epochs, num_sanity_val_steps=0,
-    )  # fmt: skip
-    start = time.perf_counter()
-    engine.fit(model, datamodule=datamodule, ckpt_path=last if last.is_file() else None)
-    fit_seconds = time.perf_counter() - start
-    figures: dict[str, Any] = {
-        "category": category,
-        "epochs_done": engine.trainer.current_epoch,
-        "epochs": epochs,
-        "fit_seconds_this_run": round(fit_seconds, 1),
-        "train_images_per_second": round(monitor.images_per_second, 1),
-    }
-    flops = training_flops_per_image(reconstructive_width, discriminative_width, image_size)
-    figures["train_tflop_per_image"] = round(flops / 1e12, 4)
-    peak = _peak_tflops(peak_tflops)
-    if peak and monitor.images_per_second:
-        figures["mfu"] = round(flops * monitor.images_per_second / (peak * 1e12), 4)
-    if monitor.images_per_second:
-        trainer = engine.trainer
-        networks = trainer.world_size * network_images_per_second(
-            reconstructive_width, discriminative_width, image_size, batch_size, precision, channels_last,
-            compile_networks, trainer.strategy.root_device,
-        )  # fmt: skip
-        figures["network_images_per_second"] = round(networks, 1)
-        figures["share_outside_networks"] = round(max(0.0, 1 - monitor.images_per_second / networks), 4)
-    if engine.trainer.current_epoch < epochs:
-        logger.warning("Stopped after %d of %d epochs (max_time); run the same command again to continue.",
-                       engine.trainer.current_epoch, epochs)
+    engine, figures = fit_and_measure(
+        model,
+        datamodule,
+        output_dir,
+        peak_tflops,
+        ckpt_path=last if last.is_file() else None,
+        accelerator=accelerator,
+        devices=devices,
+        strategy=strategy,
+        precision=precision,
+        max_epochs=epochs,
+        max_time=max_time,
+        callbacks=[checkpoint],
+        check_val_every_n_epoch=epochs,
+        num_sanity_val_steps=0,
+    )
+    figures = {"category": category, "epochs": epochs, "precision": precision, **figures}
+    if figures["epochs_done"] < epochs:
+        logger.warning(
+            "Stopped after %d of %d epochs (max_time); run the same command again to continue.",
+            figures["epochs_done"],
+            epochs,
+        )
     else:
         start = time.perf_counter()
         metrics = engine.test(model, datamodule=datamodule)[0]
@@ -151,12 +227,87 @@ def reproduce(
         figures.update({k: round(float(v), 4) for k, v in metrics.items()})
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "reproduce.json").write_text(json.dumps(figures, indent=2))
-    print(json.dumps(figures, indent=2))  # noqa: T201
+    print(json.dumps(figures, indent=2))
     return figures
+
+
+#: Columns of the released-weights table: ours as the original evaluates, the paper's, anomalib's, seconds.
+ORIGINAL_COLUMNS = (
+    "category",
+    "image_AUROC",
+    "paper_image_AUROC",
+    "pixel_AUROC",
+    "paper_pixel_AUROC",
+    "pixel_AP",
+    "paper_pixel_AP",
+    "anomalib_image_AUROC",
+    "anomalib_pixel_AUROC",
+    "seconds",
+)
+
+
+def evaluate_original_weights(
+    root: Path,
+    weights: Path,
+    category: str | None = None,
+    image_size: int = 256,
+    accelerator: str = "auto",
+    num_workers: int = 8,
+    output_dir: Path = Path("results/reproduce"),
+) -> list[dict[str, Any]]:
+    """Import every released pair under ``weights`` and test it on its category of ``root``; a table beside the paper.
+
+    Inference only (it runs on a CPU too). The metrics are in percent, as the paper's; ``seconds`` is the wall time
+    of each category's import and test.
+    """
+    from anomalib.data import MVTecAD
+    from anomalib.engine import Engine
+
+    from .benchmark.report import format_table
+    from .original_weights import find_original_pairs
+    from .protocol import PAPER_RESULTS
+
+    categories = [category] if category else sorted(path.name for path in Path(root).iterdir() if path.is_dir())
+    pairs = find_original_pairs(weights, categories)
+    if not pairs:
+        msg = (
+            f"no released weights for {', '.join(categories)} under {weights} (expected <run>_<category>_.pckl and "
+            "<run>_<category>__seg.pckl pairs)."
+        )
+        raise FileNotFoundError(msg)
+    rows = []
+    for name, (reconstructive, discriminative) in pairs.items():
+        start = time.perf_counter()
+        model = DraemPlugin.from_original(reconstructive, discriminative, image_size=image_size, original_protocol=True)
+        datamodule = MVTecAD(root=root, category=name, eval_batch_size=8, num_workers=num_workers)
+        engine = Engine(accelerator=accelerator, devices=1, logger=False, default_root_dir=Path(output_dir) / name)
+        metrics = engine.test(model, datamodule=datamodule, verbose=False)[0]
+        paper = PAPER_RESULTS.get(name, (float("nan"),) * 3)
+        rows.append(
+            {
+                "category": name,
+                "image_AUROC": 100 * metrics["original_image_AUROC"],
+                "paper_image_AUROC": paper[0],
+                "pixel_AUROC": 100 * metrics.get("original_pixel_AUROC", float("nan")),
+                "paper_pixel_AUROC": paper[1],
+                "pixel_AP": 100 * metrics.get("original_pixel_AP", float("nan")),
+                "paper_pixel_AP": paper[2],
+                "anomalib_image_AUROC": 100 * metrics["image_AUROC"],
+                "anomalib_pixel_AUROC": 100 * metrics.get("pixel_AUROC", float("nan")),
+                "seconds": time.perf_counter() - start,
+            }
+        )
+    table = format_table(rows, ORIGINAL_COLUMNS)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "original_weights.md").write_text(table + "\n")
+    (output_dir / "original_weights.json").write_text(json.dumps(rows, indent=2))
+    print(table)
+    return rows
 
 
 def main() -> None:
     """Console entry point (a jsonargparse CLI over :func:`reproduce`)."""
-    from jsonargparse import auto_cli  # noqa: PLC0415
+    from jsonargparse import auto_cli
 
     auto_cli(reproduce, as_positional=False)

@@ -1,10 +1,12 @@
-"""How fast DRÆM trains: images/s inside Lightning's loop, images/s of the networks alone, and FLOPs per image.
+"""How fast DRÆM trains: Lightning's throughput monitor in the loop, the networks alone, and FLOPs per image.
 
-The networks' share of a training step is ``train_images_per_second / network_images_per_second``; the rest of the
-step (data loading, anomaly synthesis, Lightning's loop and logging) is the share outside the networks.
-
-FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs per multiply-add) over the forward
-and backward pass of both networks on the meta device (the loss adds well under 0.1 %).
+Training images/s inside Lightning's loop come from Lightning's own ``ThroughputMonitor`` (:func:`throughput_monitor`,
+which also gives the model FLOP utilisation from ``DraemPlugin.flops_per_batch`` and the device's peak). The networks
+alone are timed by :func:`network_images_per_second`: forward, loss, backward and Adam on a fixed batch, with no data
+loading and no anomaly synthesis. The networks' share of a training step is the ratio of the two; the rest (data,
+anomaly synthesis, Lightning's loop and logging) is the share outside the networks. FLOPs are counted with Lightning's
+``measure_flops`` (``torch.utils.flop_counter``, 2 FLOPs per multiply-add) over the forward and backward pass of both
+networks on the meta device (the loss adds well under 0.1 %).
 
 Example:
     >>> round(training_flops_per_image() / 1e12, 3)  # the full-size networks at 256x256
@@ -15,76 +17,72 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any
 
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
-from torch.utils.flop_counter import FlopCounterMode
+from lightning.fabric.utilities.throughput import get_available_flops, measure_flops
+from lightning.pytorch.callbacks import ThroughputMonitor
 
 from .loss import DraemPluginLoss
 from .torch_model import DraemPluginModel
+from .validation import as_size
 
-__all__ = ["ThroughputMonitor", "network_images_per_second", "training_flops_per_image"]
+__all__ = [
+    "TRAIN_IMAGES_PER_SECOND",
+    "network_images_per_second",
+    "peak_flops",
+    "synchronize",
+    "throughput_monitor",
+    "training_flops_per_image",
+]
 
 #: Lightning precisions that train under ``torch.autocast``, and the dtype they cast to.
 _AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+#: The metric Lightning's ThroughputMonitor logs for training images per second on one device.
+TRAIN_IMAGES_PER_SECOND = "train/device/samples_per_sec"
 
 
-def training_flops_per_image(reconstructive_width: int = 128, discriminative_width: int = 64, image_size: int = 256) -> int:
-    """FLOPs of one training step per image (forward and backward of both networks), counted on the meta device.
-
-    Example:
-        >>> training_flops_per_image(8, 8, 64) > 0
-        True
-    """
-    with torch.device("meta"):
-        model = DraemPluginModel(reconstructive_width, discriminative_width)
-        image = torch.rand(1, 3, image_size, image_size)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        reconstruction, logits = model(image)
-        (reconstruction.sum() + logits.sum()).backward()
-    return int(counter.get_total_flops())
-
-
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the kernels queued on ``device`` (CUDA), so that a wall-clock timing is complete."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-class ThroughputMonitor(Callback):
-    """Training images per second over the training epochs (validation excluded; the first epoch is warm-up)."""
+def training_flops_per_image(
+    reconstructive_width: int = 128, discriminative_width: int = 64, image_size: int | tuple[int, int] = 256
+) -> int:
+    """FLOPs of one training step per image (forward and backward of both networks), counted on the meta device.
 
-    def __init__(self) -> None:
-        self.images = 0
-        self.seconds = 0.0
-        self._epoch_images = 0
-        self._start = 0.0
+    Example:
+        >>> training_flops_per_image(8, 8, 128) > 3.9 * training_flops_per_image(8, 8, 64)
+        True
+    """
+    with torch.device("meta"):
+        model = DraemPluginModel(reconstructive_width, discriminative_width)
+        image = torch.rand(1, 3, *as_size(image_size, "image_size"))
+    return int(measure_flops(model, lambda: model(image), lambda outputs: outputs[0].sum() + outputs[1].sum()))
 
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        _sync(pl_module.device)
-        self._epoch_images = 0
-        self._start = time.perf_counter()
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:  # noqa: ANN401
-        self._epoch_images += batch.image.shape[0] * trainer.world_size
+def peak_flops(device: torch.device, precision: str) -> float | None:
+    """Lightning's dense peak FLOP/s of ``device`` at the compute dtype of ``precision`` (``None`` if unknown)."""
+    dtype = _AUTOCAST.get(precision, torch.float32)
+    with contextlib.suppress(Exception):  # Lightning warns and returns None for unknown devices
+        return get_available_flops(device, dtype)
+    return None
 
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        _sync(pl_module.device)
-        if trainer.current_epoch > 0 or trainer.max_epochs == 1:
-            self.images += self._epoch_images
-            self.seconds += time.perf_counter() - self._start
 
-    @property
-    def images_per_second(self) -> float:
-        """Measured training throughput (0 before the second epoch ends)."""
-        return self.images / self.seconds if self.seconds else 0.0
+def throughput_monitor(window_size: int = 100) -> ThroughputMonitor:
+    """Lightning's ``ThroughputMonitor`` for anomalib batches: logs images/s (and MFU) over ``window_size`` batches.
+
+    It logs to the trainer's loggers every ``log_every_n_steps``: :data:`TRAIN_IMAGES_PER_SECOND` and, when the module
+    has a ``flops_per_batch`` attribute and Lightning knows the device's peak, ``train/device/mfu``.
+    """
+    return ThroughputMonitor(batch_size_fn=lambda batch: batch.image.shape[0], window_size=window_size)
 
 
 def network_images_per_second(
     reconstructive_width: int = 128,
     discriminative_width: int = 64,
-    image_size: int = 256,
+    image_size: int | tuple[int, int] = 256,
     batch_size: int = 8,
     precision: str = "32-true",
     channels_last: bool = False,
@@ -110,15 +108,16 @@ def network_images_per_second(
     loss_fn = DraemPluginLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     generator = torch.Generator(device).manual_seed(0)
-    image = torch.rand(batch_size, 3, image_size, image_size, device=device, generator=generator)
-    mask = (torch.rand(batch_size, 1, image_size, image_size, device=device, generator=generator) > 0.9).float()
+    height, width = as_size(image_size, "image_size")
+    image = torch.rand(batch_size, 3, height, width, device=device, generator=generator)
+    mask = (torch.rand(batch_size, 1, height, width, device=device, generator=generator) > 0.9).float()
     dtype = _AUTOCAST.get(str(precision))
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext():
             reconstruction, logits = network(image)
-            loss = loss_fn(image, reconstruction, mask, logits)
+            loss = loss_fn(image, reconstruction, mask, logits)["loss"]
         loss.backward()
         optimizer.step()
 
@@ -127,10 +126,10 @@ def network_images_per_second(
         step()
     best = 0.0
     for _ in range(rounds):
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         for _ in range(steps):
             step()
-        _sync(device)
+        synchronize(device)
         best = max(best, steps * batch_size / (time.perf_counter() - start))
     return best

@@ -20,7 +20,9 @@ from __future__ import annotations
 import torch
 from anomalib.data import InferenceBatch
 from torch import nn
-from torch.nn import functional as F  # noqa: N812
+from torch.nn import functional as F
+
+from .anomaly_map import anomaly_map_from_logits, image_score
 
 __all__ = [
     "DiscriminativeSubNetwork",
@@ -28,7 +30,6 @@ __all__ = [
     "ReconstructiveSubNetwork",
     "check_input_size",
     "conv_block",
-    "mean_filtered_max",
     "up_block",
 ]
 
@@ -142,20 +143,6 @@ class DiscriminativeSubNetwork(nn.Module):
         return self.head(x)
 
 
-def mean_filtered_max(anomaly_map: torch.Tensor, filter_size: int) -> torch.Tensor:
-    """Image score of the original evaluation: max of the ``filter_size`` mean-filtered anomaly map.
-
-    Zero padding counts toward the mean at the borders (``avg_pool2d`` with ``count_include_pad``), as in the
-    original ``test_DRAEM.py``.
-
-    Example:
-        >>> mean_filtered_max(torch.ones(2, 8, 8), 3)
-        tensor([1., 1.])
-    """
-    filtered = F.avg_pool2d(anomaly_map.unsqueeze(1), filter_size, stride=1, padding=filter_size // 2)
-    return filtered.flatten(1).amax(dim=1)
-
-
 class DraemPluginModel(nn.Module):
     """DRÆM network: reconstruct the input, then segment ``[reconstruction, input]`` into normal / anomalous.
 
@@ -165,6 +152,8 @@ class DraemPluginModel(nn.Module):
         score_filter_size: odd side of the mean filter applied before the image-score max (original: 21).
         channels_last: keep weights and activations in channels-last memory format (faster convolutions on
             recent GPUs and on CPUs with oneDNN); the outputs are the same.
+        seed: seed of the weight initialisation, drawn from a generator of its own (torch's global generator is left
+            as it was); ``None`` draws from torch's global generator.
 
     In training mode ``forward`` returns ``(reconstruction, logits)``; in eval mode an ``InferenceBatch`` with
     ``anomaly_map`` (``B x H x W`` softmax probability of the anomalous class) and ``pred_score`` (``B``).
@@ -181,6 +170,7 @@ class DraemPluginModel(nn.Module):
         discriminative_width: int = 64,
         score_filter_size: int = 21,
         channels_last: bool = False,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         if isinstance(score_filter_size, bool) or not isinstance(score_filter_size, int) or score_filter_size < 1:
@@ -190,9 +180,12 @@ class DraemPluginModel(nn.Module):
             msg = f"score_filter_size must be odd so the filtered map keeps the image size, got {score_filter_size}."
             raise ValueError(msg)
         self.score_filter_size = score_filter_size
-        self.reconstructive_subnetwork = ReconstructiveSubNetwork(base_width=reconstructive_width)
-        self.discriminative_subnetwork = DiscriminativeSubNetwork(base_width=discriminative_width)
-        self.apply(_init_weights)
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.reconstructive_subnetwork = ReconstructiveSubNetwork(base_width=reconstructive_width)
+            self.discriminative_subnetwork = DiscriminativeSubNetwork(base_width=discriminative_width)
+            self.apply(_init_weights)
         self.channels_last = channels_last
         if channels_last:
             self.to(memory_format=torch.channels_last)
@@ -206,14 +199,8 @@ class DraemPluginModel(nn.Module):
         logits = self.discriminative_subnetwork(torch.cat((reconstruction, image), dim=1))
         if self.training:
             return reconstruction, logits
-        anomaly_map = torch.softmax(logits.float(), dim=1)[:, 1]
-        pred_score = mean_filtered_max(anomaly_map, min(self.score_filter_size, _largest_odd(anomaly_map.shape[-2:])))
-        return InferenceBatch(pred_score=pred_score, anomaly_map=anomaly_map)
-
-
-def _largest_odd(size: torch.Size) -> int:
-    smallest = min(size)
-    return smallest if smallest % 2 else smallest - 1
+        anomaly_map = anomaly_map_from_logits(logits)
+        return InferenceBatch(pred_score=image_score(anomaly_map, self.score_filter_size), anomaly_map=anomaly_map)
 
 
 def check_input_size(image: torch.Tensor) -> None:
@@ -229,8 +216,8 @@ def check_input_size(image: torch.Tensor) -> None:
     if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
         fix_h, fix_w = (max(SIZE_MULTIPLE, round(s / SIZE_MULTIPLE) * SIZE_MULTIPLE) for s in (height, width))
         msg = (
-            f"DraemPluginModel needs input height and width that are multiples of {SIZE_MULTIPLE}, got {height}x{width}. "
-            f"Resize the images first, e.g. DraemPlugin(image_size=({fix_h}, {fix_w})) or "
+            f"DraemPluginModel needs input height and width that are multiples of {SIZE_MULTIPLE}, got "
+            f"{height}x{width}. Resize the images first, e.g. DraemPlugin(image_size=({fix_h}, {fix_w})) or "
             f"--model.image_size [{fix_h},{fix_w}]."
         )
         raise ValueError(msg)

@@ -21,13 +21,14 @@ anomalib 2.7's pipeline has three problems that stop a grid of DraemPlugin, Patc
    that size (``Model.configure_pre_processor(image_size=...)``), so that all see the same input size.
 
 Also, the saved CSV's path is printed (anomalib logs it only to ``runs/pipeline.log``), and memory-bank models
-(PatchCore, PaDiM) fit under :func:`draem_plugin.benchmark.common.coreset_memory_guard`: with glibc's dynamic mmap
+(PatchCore, PaDiM) fit under :func:`draem_plugin.benchmark.memory.coreset_memory_guard`: with glibc's dynamic mmap
 threshold, PatchCore's coreset selection was seen to grow the RSS without bound on this project's machines.
 
 Nothing changes for configs that do not use the new keys and whose jobs all succeed, except that rows may now
-differ in keys. :func:`apply` is idempotent and cheap after the first call; :func:`remove` undoes it. It is meant
-to be called by :func:`draem_plugin.registry.register`, which the plugin's ``.pth`` hook runs in every program
-that imports ``anomalib.models`` (the ``anomalib`` command included), before the pipeline runs.
+differ in keys. Nothing outside the benchmark pipeline changes at all. Importing ``draem_plugin`` does not apply
+these fixes: the plugin's ``.pth`` hook calls :func:`apply` once anomalib's benchmark pipeline module has been
+loaded (the ``anomalib`` command loads it for its ``benchmark`` subcommand). :func:`apply` is idempotent;
+:func:`remove` undoes it.
 
 Example:
     >>> from draem_plugin.benchmark import anomalib_patch
@@ -41,6 +42,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from collections.abc import Generator
@@ -49,7 +51,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-__all__ = ["BenchmarkError", "apply", "failures", "is_applied", "remove"]
+__all__ = ["BenchmarkError", "apply", "is_applied", "remove"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,11 +64,6 @@ _saved: list[Path] = []
 
 class BenchmarkError(RuntimeError):
     """One or more benchmark jobs (or a whole runner) failed."""
-
-
-def failures() -> list[tuple[str, str]]:
-    """The failed jobs recorded during the last (or current) ``Benchmark.run``: ``(job, error)`` pairs."""
-    return list(_failures)
 
 
 def _describe(config: dict) -> str:
@@ -92,9 +89,9 @@ def _error_text(error: BaseException) -> str:
 # --------------------------------------------------------------------------------------------------
 # Replacements
 # --------------------------------------------------------------------------------------------------
-def _collect(results: list[dict[str, Any]]) -> Any:  # noqa: ANN401
+def _collect(results: list[dict[str, Any]]) -> Any:
     """``BenchmarkJob.collect``: one row per result, columns = union of the keys in first-seen order."""
-    import pandas as pd  # noqa: PLC0415
+    import pandas as pd
 
     columns: dict[str, None] = {}
     for result in results:
@@ -103,9 +100,9 @@ def _collect(results: list[dict[str, Any]]) -> Any:  # noqa: ANN401
     return pd.DataFrame(rows, columns=list(columns), dtype=object)  # object: an int column with gaps stays int
 
 
-def _print_summary(result: Any) -> None:  # noqa: ANN401
+def _print_summary(result: Any) -> None:
     """Print the model, data, metric and duration columns (anomalib's table of every column is unreadable)."""
-    from .common import format_table  # noqa: PLC0415
+    from .report import format_table
 
     if result is None or not len(result):
         return
@@ -118,13 +115,13 @@ def _print_summary(result: Any) -> None:  # noqa: ANN401
     print("\nbenchmark results\n" + format_table(rows, columns, markdown=False) + "\n")
 
 
-def _missing(value: Any) -> bool:  # noqa: ANN401
-    return value is None or (isinstance(value, float) and value != value)  # noqa: PLR0124  (NaN)
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _save(result: Any) -> None:  # noqa: ANN401
+def _save(result: Any) -> None:
     """``BenchmarkJob.save``: as anomalib's (table, then ``runs/benchmark/<time>/results.csv``), printing the path."""
-    from anomalib.pipelines.benchmark.job import BenchmarkJob  # noqa: PLC0415
+    from anomalib.pipelines.benchmark.job import BenchmarkJob
 
     _print_summary(result)
     file_path = Path("runs") / BenchmarkJob.name / datetime.now().strftime("%Y-%m-%d-%H_%M_%S") / "results.csv"
@@ -135,33 +132,33 @@ def _save(result: Any) -> None:  # noqa: ANN401
     print(f"Saved benchmark results ({len(result)} row(s)) to {file_path}")
 
 
-def _fit_guard(model: Any) -> Any:  # noqa: ANN401
-    """:func:`~draem_plugin.benchmark.common.coreset_memory_guard` for memory-bank models, else a no-op."""
-    import contextlib  # noqa: PLC0415
+def _fit_guard(model: Any) -> Any:
+    """:func:`~draem_plugin.benchmark.memory.coreset_memory_guard` for memory-bank models, else a no-op."""
+    import contextlib
 
-    from anomalib.models.components import MemoryBankMixin  # noqa: PLC0415
+    from anomalib.models.components import MemoryBankMixin
 
-    from .common import coreset_memory_guard  # noqa: PLC0415
+    from .memory import coreset_memory_guard
 
     return coreset_memory_guard() if isinstance(model, MemoryBankMixin) else contextlib.nullcontext()
 
 
 def _job_class() -> type:
     """A ``BenchmarkJob`` subclass whose ``run`` passes ``trainer`` settings to the ``Engine`` and records errors."""
-    from anomalib.engine import Engine  # noqa: PLC0415
-    from anomalib.pipelines.benchmark.job import BenchmarkJob  # noqa: PLC0415
-    from anomalib.utils.logging import hide_output  # noqa: PLC0415
-    from lightning import seed_everything  # noqa: PLC0415
+    from anomalib.engine import Engine
+    from anomalib.pipelines.benchmark.job import BenchmarkJob
+    from anomalib.utils.logging import hide_output
+    from lightning import seed_everything
 
     class ConfiguredBenchmarkJob(BenchmarkJob):
         """anomalib's ``BenchmarkJob`` with extra ``Engine`` (trainer) arguments; same results."""
 
         def __init__(
             self,
-            *args: Any,  # noqa: ANN401
+            *args: Any,
             trainer: dict | None = None,
             description: str = "",
-            **kwargs: Any,  # noqa: ANN401
+            **kwargs: Any,
         ) -> None:
             super().__init__(*args, **kwargs)
             self.trainer = dict(trainer or {})
@@ -216,13 +213,15 @@ def _job_class() -> type:
     return ConfiguredBenchmarkJob
 
 
-def _generate_jobs(self: Any, args: dict, previous_stage_result: Any) -> Generator[Any, None, None]:  # noqa: ANN401
-    """``BenchmarkJobGenerator.generate_jobs``: also reads ``trainer``, ``metrics`` and ``image_size``; a job that
-    fails to build is recorded and skipped instead of ending the grid."""
-    from anomalib.data import get_datamodule  # noqa: PLC0415
-    from anomalib.models import get_model  # noqa: PLC0415
-    from anomalib.pipelines.components.utils import get_iterator_from_grid_dict  # noqa: PLC0415
-    from anomalib.utils.config import flatten_dict  # noqa: PLC0415
+def _generate_jobs(self: Any, args: dict, previous_stage_result: Any) -> Generator[Any, None, None]:
+    """``BenchmarkJobGenerator.generate_jobs``, reading ``trainer``, ``metrics`` and ``image_size`` too.
+
+    A job that fails to build is recorded and skipped instead of ending the grid.
+    """
+    from anomalib.data import get_datamodule
+    from anomalib.models import get_model
+    from anomalib.pipelines.components.utils import get_iterator_from_grid_dict
+    from anomalib.utils.config import flatten_dict
 
     del previous_stage_result
     job_class = _job_class()
@@ -236,7 +235,7 @@ def _generate_jobs(self: Any, args: dict, previous_stage_result: Any) -> Generat
                 model.pre_processor = model.configure_pre_processor(image_size=size)
             metrics = container.get("metrics")
             if metrics:
-                from .models import build_evaluator  # noqa: PLC0415
+                from .models import build_evaluator
 
                 model.evaluator = build_evaluator(list(metrics))
             datamodule = get_datamodule(container["data"])
@@ -249,22 +248,22 @@ def _generate_jobs(self: Any, args: dict, previous_stage_result: Any) -> Generat
                 trainer=container.get("trainer"),
                 description=description,
             )
-        except Exception as error:  # noqa: BLE001  (recorded, reported and turned into a failure at the end)
+        except Exception as error:
             logger.exception("Could not build the benchmark job %s.", description)
             _failures.append((description, "could not build the job: " + _error_text(error)))
             continue
         yield job
 
 
-def _run(self: Any, args: Any = None) -> None:  # noqa: ANN401
+def _run(self: Any, args: Any = None) -> None:
     """``Benchmark.run``: as anomalib's ``Pipeline.run``, but failures end in :class:`BenchmarkError`."""
-    from anomalib.pipelines.components.base import pipeline as base  # noqa: PLC0415
-    from anomalib.utils.logging import redirect_logs  # noqa: PLC0415
+    from anomalib.pipelines.components.base import pipeline as base
+    from anomalib.utils.logging import redirect_logs
 
     _failures.clear()
     _saved.clear()
-    pipeline_args = self._get_args(args)  # noqa: SLF001
-    runners = self._setup_runners(pipeline_args)  # noqa: SLF001
+    pipeline_args = self._get_args(args)
+    runners = self._setup_runners(pipeline_args)
     redirect_logs(base.log_file)
     previous_results = None
     runner_errors: list[str] = []
@@ -277,11 +276,13 @@ def _run(self: Any, args: Any = None) -> None:  # noqa: ANN401
                 msg = f"the config has no '{name}:' section (expected {name}: seed, model, data)."
                 raise BenchmarkError(msg)
             previous_results = runner.run(job_args, previous_results)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             logger.exception("An error occurred when running the runner.")
             if len(_failures) == before or not type(error).__name__.endswith("ExecutionError"):
-                runner_errors.append(f"{runner.__class__.__name__} ({getattr(runner.generator, 'accelerator', '?')}): "
-                                     + _error_text(error))
+                runner_errors.append(
+                    f"{runner.__class__.__name__} ({getattr(runner.generator, 'accelerator', '?')}): "
+                    + _error_text(error)
+                )
     if _failures or runner_errors:
         lines = [f"  - {job}: {error}" for job, error in _failures] + [f"  - {text}" for text in runner_errors]
         saved = f" Partial results: {', '.join(map(str, _saved))}." if _saved else " No results were saved."
@@ -308,9 +309,9 @@ def apply() -> bool:
     if is_applied():
         return True
     try:
-        from anomalib.pipelines.benchmark.generator import BenchmarkJobGenerator  # noqa: PLC0415
-        from anomalib.pipelines.benchmark.job import BenchmarkJob  # noqa: PLC0415
-        from anomalib.pipelines.benchmark.pipeline import Benchmark  # noqa: PLC0415
+        from anomalib.pipelines.benchmark.generator import BenchmarkJobGenerator
+        from anomalib.pipelines.benchmark.job import BenchmarkJob
+        from anomalib.pipelines.benchmark.pipeline import Benchmark
     except (ImportError, AttributeError) as error:
         # No pipelines (or pandas) in this anomalib, or they are still initialising (the plugin is imported from
         # inside anomalib's own imports); the autoload hook applies the patch once the pipeline module is loaded.
@@ -336,9 +337,9 @@ def remove() -> None:
     """Undo :func:`apply`."""
     if not is_applied():
         return
-    from anomalib.pipelines.benchmark.generator import BenchmarkJobGenerator  # noqa: PLC0415
-    from anomalib.pipelines.benchmark.job import BenchmarkJob  # noqa: PLC0415
-    from anomalib.pipelines.benchmark.pipeline import Benchmark  # noqa: PLC0415
+    from anomalib.pipelines.benchmark.generator import BenchmarkJobGenerator
+    from anomalib.pipelines.benchmark.job import BenchmarkJob
+    from anomalib.pipelines.benchmark.pipeline import Benchmark
 
     BenchmarkJob.collect = _originals["collect"]
     BenchmarkJob.save = _originals["save"]

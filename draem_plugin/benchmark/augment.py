@@ -10,26 +10,17 @@ whole texture folder once; anomalib lists the files and decodes one per anomalou
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from .common import PeakMemory, default_texture_source, quiet, resolve_device, summarise, time_alternately
+from .memory import PeakMemory
+from .settings import Device, TimedSettings, default_texture_source, quiet, resolve_device
+from .timing import summarise, time_alternately
 
-__all__ = ["COLUMNS", "run_augment"]
-
-#: Columns of the printed table (every JSON row has them, and more).
-COLUMNS = (
-    "device",
-    "batch_size",
-    "image_size",
-    "plugin_images_per_s",
-    "anomalib_images_per_s",
-    "ratio",
-    "plugin_ms_per_batch",
-    "anomalib_ms_per_batch",
-)
+__all__ = ["Augment"]
 
 
 def build_augmenters(
@@ -39,9 +30,9 @@ def build_augmenters(
     seed: int,
 ) -> tuple[Any, Any, dict[str, float]]:
     """DraemPlugin's and anomalib's augmenters on ``device``, and their construction seconds."""
-    from anomalib.data.utils.generators.perlin import PerlinAnomalyGenerator  # noqa: PLC0415
+    from anomalib.data.utils.generators.perlin import PerlinAnomalyGenerator
 
-    from draem_plugin.augmenter import PerlinAnomalyAugmenter  # noqa: PLC0415
+    from draem_plugin.augmentation import PerlinAnomalyAugmenter
 
     start = time.perf_counter()
     plugin = PerlinAnomalyAugmenter.from_preset(
@@ -60,61 +51,81 @@ def build_augmenters(
     return plugin, anomalib, {"plugin_setup_s": plugin_setup, "anomalib_setup_s": anomalib_setup}
 
 
-def run_augment(
-    source: str | Path | None = None,
-    devices: list[str] | None = None,
-    batch_sizes: list[int] | None = None,
-    image_size: int = 256,
-    warmup: int = 2,
-    rounds: int = 3,
-    iters: int = 3,
-    seed: int = 0,
-) -> list[dict[str, Any]]:
-    """Measure both augmenters for every device and batch size; one row per comparison.
+@dataclass
+class Augment(TimedSettings):
+    """Augmenter throughput: DraemPlugin's PerlinAnomalyAugmenter against anomalib's PerlinAnomalyGenerator.
 
-    ``ratio`` is DraemPlugin's images/s over anomalib's (above 1: DraemPlugin is faster).
+    Args:
+        device: cpu or cuda, or a list of both (e.g. [cpu,cuda]).
+        batch_size: Batch size, or a list of them.
+        rounds: Alternating rounds (the order flips every round).
     """
-    source = default_texture_source(source)
-    rows = []
-    for device_name in devices or ["cpu"]:
-        device = resolve_device(device_name)
-        with quiet():
-            plugin, anomalib, setup = build_augmenters(source, image_size, device, seed)
-        for batch_size in batch_sizes or [8, 32]:
-            generator = torch.Generator().manual_seed(seed)
-            images = torch.rand(batch_size, 3, image_size, image_size, generator=generator).to(device)
-            torch.manual_seed(seed)
-            times = time_alternately(
-                {"plugin": lambda: plugin(images), "anomalib": lambda: anomalib(images)},  # noqa: B023
-                device,
-                warmup=warmup,
-                rounds=rounds,
-                iters=iters,
-            )
-            with PeakMemory(device) as plugin_peak:
-                plugin(images)
-            with PeakMemory(device) as anomalib_peak:
-                anomalib(images)
-            ours, theirs = summarise(times["plugin"], batch_size), summarise(times["anomalib"], batch_size)
-            rows.append(
-                {
-                    "device": device.type,
-                    "batch_size": batch_size,
-                    "image_size": image_size,
-                    "plugin_images_per_s": ours["images_per_s"],
-                    "anomalib_images_per_s": theirs["images_per_s"],
-                    "ratio": ours["images_per_s"] / theirs["images_per_s"],
-                    "plugin_ms_per_batch": ours["latency_ms_p50"],
-                    "anomalib_ms_per_batch": theirs["latency_ms_p50"],
-                    "plugin_ms_p90": ours["latency_ms_p90"],
-                    "anomalib_ms_p90": theirs["latency_ms_p90"],
-                    "plugin_peak_mem_mib": plugin_peak.mib,
-                    "anomalib_peak_mem_mib": anomalib_peak.mib,
-                    "batches_timed": ours["batches"],
-                    "source": str(source),
-                    "source_images_plugin": len(plugin.bank),
-                    "source_images_anomalib": len(anomalib.anomaly_source_paths),
-                    **setup,
-                },
-            )
-    return rows
+
+    NAME: ClassVar[str] = "augment"
+    TITLE: ClassVar[str] = "augment: images/s of anomaly synthesis (ratio = DraemPlugin / anomalib)"
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "device",
+        "batch_size",
+        "image_size",
+        "plugin_images_per_s",
+        "anomalib_images_per_s",
+        "ratio",
+        "plugin_ms_per_batch",
+        "anomalib_ms_per_batch",
+    )
+
+    device: Device | list[Device] = "cpu"
+    batch_size: int | list[int] = field(default_factory=lambda: [8, 32])
+    rounds: int = 3
+
+    def measure(self) -> list[dict[str, Any]]:
+        """Measure both augmenters for every device and batch size; one row per comparison.
+
+        ``ratio`` is DraemPlugin's images/s over anomalib's (above 1: DraemPlugin is faster).
+        """
+        source = default_texture_source(self.source)
+        devices = self.device if isinstance(self.device, list) else [self.device]
+        batch_sizes = self.batch_size if isinstance(self.batch_size, list) else [self.batch_size]
+        rows = []
+        for device_name in devices:
+            device = resolve_device(device_name)
+            with quiet():
+                plugin, anomalib, setup = build_augmenters(source, self.image_size, device, self.seed)
+            for batch_size in batch_sizes:
+                generator = torch.Generator().manual_seed(self.seed)
+                images = torch.rand(batch_size, 3, self.image_size, self.image_size, generator=generator).to(device)
+                torch.manual_seed(self.seed)
+                times = time_alternately(
+                    {"plugin": lambda: plugin(images), "anomalib": lambda: anomalib(images)},  # noqa: B023
+                    device,
+                    warmup=self.warmup,
+                    rounds=self.rounds,
+                    iters=self.iters,
+                )
+                with PeakMemory(device) as plugin_peak:
+                    plugin(images)
+                with PeakMemory(device) as anomalib_peak:
+                    anomalib(images)
+                ours, theirs = summarise(times["plugin"], batch_size), summarise(times["anomalib"], batch_size)
+                rows.append(
+                    {
+                        "device": device.type,
+                        "batch_size": batch_size,
+                        "image_size": self.image_size,
+                        "plugin_images_per_s": ours["images_per_s"],
+                        "anomalib_images_per_s": theirs["images_per_s"],
+                        "ratio": ours["images_per_s"] / theirs["images_per_s"],
+                        "plugin_ms_per_batch": ours["latency_ms_p50"],
+                        "anomalib_ms_per_batch": theirs["latency_ms_p50"],
+                        "plugin_ms_p90": ours["latency_ms_p90"],
+                        "anomalib_ms_p90": theirs["latency_ms_p90"],
+                        "plugin_peak_mem_mib": plugin_peak.mib,
+                        "anomalib_peak_mem_mib": anomalib_peak.mib,
+                        "batches_timed": ours["batches"],
+                        "source": str(source),
+                        "source_images_plugin": len(plugin.bank),
+                        "source_images_anomalib": len(anomalib.anomaly_source_paths),
+                        **setup,
+                    },
+                )
+        return rows

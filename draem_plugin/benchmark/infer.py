@@ -10,34 +10,22 @@ warm-up; ``ratio`` is DraemPlugin's images/s over the row's model's (above 1: Dr
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 
-from .common import default_texture_source, quiet, resolve_device, summarise, time_alternately
-from .models import MODEL_NAMES, build_model, count_parameters
+from .memory import coreset_memory_guard
+from .models import MODEL_NAMES, ModelName, build_model, count_parameters
+from .settings import TimedSettings, default_texture_source, quiet
+from .timing import summarise, time_alternately
 
-__all__ = ["COLUMNS", "run_infer"]
-
-COLUMNS = (
-    "model",
-    "device",
-    "batch_size",
-    "image_size",
-    "images_per_s",
-    "latency_ms_p50",
-    "latency_ms_p90",
-    "ratio",
-    "details",
-)
+__all__ = ["Infer"]
 
 
-def _fit_memory_model(model: Any, images: torch.Tensor, batch_size: int) -> str:  # noqa: ANN401
+def _fit_memory_model(model: Any, images: torch.Tensor, batch_size: int) -> str:
     """Fit PatchCore / PaDiM on ``images`` through their own ``training_step`` and ``fit``; describe the result."""
-    from anomalib.data import ImageBatch  # noqa: PLC0415
-
-    from .common import coreset_memory_guard  # noqa: PLC0415
+    from anomalib.data import ImageBatch
 
     model.train()
     with coreset_memory_guard(), torch.no_grad():
@@ -50,86 +38,104 @@ def _fit_memory_model(model: Any, images: torch.Tensor, batch_size: int) -> str:
     return f"Gaussians fitted on {len(images)} images"
 
 
-def run_infer(
-    models: list[str] | None = None,
-    source: str | Path | None = None,
-    device: str = "cpu",
-    batch_size: int = 8,
-    image_size: int = 256,
-    reconstructive_width: int = 128,
-    discriminative_width: int = 64,
-    backbone: str | None = None,
-    padim_n_features: int | None = None,
-    fit_images: int = 16,
-    warmup: int = 2,
-    rounds: int = 2,
-    iters: int = 3,
-    seed: int = 0,
-) -> list[dict[str, Any]]:
-    """Time inference of ``models``; one row per model."""
-    names = list(models or MODEL_NAMES)
-    unknown = [name for name in names if name not in MODEL_NAMES]
-    if unknown:
-        msg = f"unknown model(s) {unknown}; choose from {list(MODEL_NAMES)}."
-        raise ValueError(msg)
-    dev = resolve_device(device)
-    needs_source = any(name in ("DraemPlugin", "Draem") for name in names)
-    texture_source = default_texture_source(source) if needs_source else None
-    generator = torch.Generator().manual_seed(seed)
-    images = torch.rand(batch_size, 3, image_size, image_size, generator=generator).to(dev)
-    networks: dict[str, torch.nn.Module] = {}
-    details: dict[str, dict[str, Any]] = {}
-    with quiet():
-        for name in names:
-            torch.manual_seed(seed)
-            start = time.perf_counter()
-            model = build_model(
-                name,
-                image_size=image_size,
-                reconstructive_width=reconstructive_width,
-                discriminative_width=discriminative_width,
-                source=texture_source,
-                backbone=backbone,
-                padim_n_features=padim_n_features,
-                seed=seed,
-                evaluator=False,
-                visualizer=False,
-            ).to(dev)
-            setup = time.perf_counter() - start
-            if name in ("DraemPlugin", "Draem"):
-                info = f"widths {reconstructive_width}/{discriminative_width}"
-            else:
-                fit_set = torch.rand(fit_images, 3, image_size, image_size, generator=generator).to(dev)
-                info = f"{model.model.backbone}; " + _fit_memory_model(model, fit_set, batch_size)
-            model.eval()
-            networks[name] = model.model.eval()
-            details[name] = {"details": info, "params": count_parameters(model.model), "setup_s": setup}
+@dataclass
+class Infer(TimedSettings):
+    """Inference images/s and per-batch latency of DraemPlugin, anomalib's Draem, PatchCore and PaDiM.
 
-        def runner(network: torch.nn.Module) -> Any:  # noqa: ANN401
-            def run() -> Any:  # noqa: ANN401
-                with torch.inference_mode():
-                    return network(images)
+    Args:
+        models: Models to time (default all four: [DraemPlugin,Draem,Patchcore,Padim]).
+        backbone: timm backbone of PatchCore and PaDiM (default: anomalib's, which download where there is a
+            network); offline: resnet18.tv_in1k with --hf_home. PatchCore uses layer2+layer3, PaDiM layer1-3.
+        padim_n_features: PaDiM's kept features (default: anomalib's for the backbone family).
+        fit_images: Random images PatchCore's memory bank and PaDiM's Gaussians are fitted on.
+    """
 
-            return run
+    NAME: ClassVar[str] = "infer"
+    TITLE: ClassVar[str] = "infer: inference images/s and batch latency (ratio = DraemPlugin images/s / model's)"
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "model",
+        "device",
+        "batch_size",
+        "image_size",
+        "images_per_s",
+        "latency_ms_p50",
+        "latency_ms_p90",
+        "ratio",
+        "details",
+    )
 
-        times = time_alternately(
-            {name: runner(network) for name, network in networks.items()},
-            dev,
-            warmup=warmup,
-            rounds=rounds,
-            iters=iters,
-        )
-    stats = {name: summarise(times[name], batch_size) for name in names}
-    reference = stats["DraemPlugin"]["images_per_s"] if "DraemPlugin" in stats else float("nan")
-    return [
-        {
-            "model": name,
-            "device": dev.type,
-            "batch_size": batch_size,
-            "image_size": image_size,
-            **stats[name],
-            "ratio": reference / stats[name]["images_per_s"],
-            **details[name],
-        }
-        for name in names
-    ]
+    models: list[ModelName] | None = None
+    backbone: str | None = None
+    padim_n_features: int | None = None
+    fit_images: int = 16
+
+    def measure(self) -> list[dict[str, Any]]:
+        """Time inference of ``models``; one row per model."""
+        names = list(self.models or MODEL_NAMES)
+        unknown = [name for name in names if name not in MODEL_NAMES]
+        if unknown:
+            msg = f"unknown model(s) {unknown}; choose from {list(MODEL_NAMES)}."
+            raise ValueError(msg)
+        dev = self.torch_device()
+        needs_source = any(name in ("DraemPlugin", "Draem") for name in names)
+        texture_source = default_texture_source(self.source) if needs_source else None
+        generator = torch.Generator().manual_seed(self.seed)
+        images = torch.rand(self.batch_size, 3, self.image_size, self.image_size, generator=generator).to(dev)
+        networks: dict[str, torch.nn.Module] = {}
+        details: dict[str, dict[str, Any]] = {}
+        with quiet():
+            for name in names:
+                torch.manual_seed(self.seed)
+                start = time.perf_counter()
+                model = build_model(
+                    name,
+                    image_size=self.image_size,
+                    reconstructive_width=self.reconstructive_width,
+                    discriminative_width=self.discriminative_width,
+                    source=texture_source,
+                    backbone=self.backbone,
+                    padim_n_features=self.padim_n_features,
+                    seed=self.seed,
+                    evaluator=False,
+                    visualizer=False,
+                ).to(dev)
+                setup = time.perf_counter() - start
+                if name in ("DraemPlugin", "Draem"):
+                    info = f"widths {self.reconstructive_width}/{self.discriminative_width}"
+                else:
+                    fit_set = torch.rand(self.fit_images, 3, self.image_size, self.image_size, generator=generator).to(
+                        dev
+                    )
+                    info = f"{model.model.backbone}; " + _fit_memory_model(model, fit_set, self.batch_size)
+                model.eval()
+                networks[name] = model.model.eval()
+                details[name] = {"details": info, "params": count_parameters(model.model), "setup_s": setup}
+
+            def runner(network: torch.nn.Module) -> Any:
+                def run() -> Any:
+                    with torch.inference_mode():
+                        return network(images)
+
+                return run
+
+            times = time_alternately(
+                {name: runner(network) for name, network in networks.items()},
+                dev,
+                warmup=self.warmup,
+                rounds=self.rounds,
+                iters=self.iters,
+            )
+        stats = {name: summarise(times[name], self.batch_size) for name in names}
+        reference = stats["DraemPlugin"]["images_per_s"] if "DraemPlugin" in stats else float("nan")
+        return [
+            {
+                "model": name,
+                "device": dev.type,
+                "batch_size": self.batch_size,
+                "image_size": self.image_size,
+                **stats[name],
+                "ratio": reference / stats[name]["images_per_s"],
+                **details[name],
+            }
+            for name in names
+        ]

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 import torch
 
+from ..validation import as_size
+
 __all__ = [
     "METRIC_NAMES",
     "MODEL_NAMES",
@@ -36,7 +38,7 @@ _ALL_METRICS = (*METRIC_NAMES, "pixel_F1Score")
 _PADIM_FEATURES = {"resnet18": 100, "wide_resnet50_2": 550}
 
 
-def build_evaluator(names: Sequence[str] = METRIC_NAMES) -> Any:  # noqa: ANN401
+def build_evaluator(names: Sequence[str] = METRIC_NAMES) -> Any:
     """An anomalib ``Evaluator`` computing the test metrics ``names`` (e.g. ``"image_AUROC"``, ``"pixel_AUPRO"``).
 
     Image metrics use ``pred_score`` / ``pred_label`` against ``gt_label``; pixel metrics use ``anomaly_map`` /
@@ -46,7 +48,7 @@ def build_evaluator(names: Sequence[str] = METRIC_NAMES) -> Any:  # noqa: ANN401
         >>> [m.name for m in build_evaluator(["image_AUROC", "pixel_AUPR"]).test_metrics]
         ['image_AUROC', 'pixel_AUPR']
     """
-    from anomalib.metrics import AUPR, AUPRO, AUROC, Evaluator, F1Score  # noqa: PLC0415
+    from anomalib.metrics import AUPR, AUPRO, AUROC, Evaluator, F1Score
 
     classes = {"AUROC": AUROC, "AUPR": AUPR, "AUPRO": AUPRO, "F1Score": F1Score}
     metrics = []
@@ -73,15 +75,15 @@ def build_anomalib_draem(
     source: str | Path,
     reconstructive_width: int = 128,
     discriminative_width: int = 64,
-    image_size: int = 256,
-    **kwargs: Any,  # noqa: ANN401
-) -> Any:  # noqa: ANN401
-    """anomalib's ``Draem`` drawing textures from ``source``, with the sub-network base widths given.
+    image_size: int | tuple[int, int] = 256,
+    **kwargs: Any,
+) -> Any:
+    """Anomalib's ``Draem`` drawing textures from ``source``, with the sub-network base widths given.
 
     ``source`` must be an existing folder: anomalib's ``Draem`` otherwise downloads DTD at construction.
     """
-    from anomalib.models import Draem  # noqa: PLC0415
-    from anomalib.models.image.draem.torch_model import (  # noqa: PLC0415
+    from anomalib.models import Draem
+    from anomalib.models.image.draem.torch_model import (
         DiscriminativeSubNetwork,
         ReconstructiveSubNetwork,
     )
@@ -90,7 +92,8 @@ def build_anomalib_draem(
     if not source.is_dir():
         msg = f"anomalib's Draem needs an existing texture folder (it downloads DTD otherwise), got {source}."
         raise FileNotFoundError(msg)
-    model = Draem(dtd_dir=source, pre_processor=Draem.configure_pre_processor((image_size, image_size)), **kwargs)
+    size = as_size(image_size, "image_size")
+    model = Draem(dtd_dir=source, pre_processor=Draem.configure_pre_processor(size), **kwargs)
     if (reconstructive_width, discriminative_width) != (128, 64):
         model.model.reconstructive_subnetwork = ReconstructiveSubNetwork(base_width=reconstructive_width)
         model.model.discriminative_subnetwork = DiscriminativeSubNetwork(
@@ -111,21 +114,22 @@ def padim_features(backbone: str | None, n_features: int | None) -> int | None:
 def build_model(
     name: str,
     *,
-    image_size: int = 256,
+    image_size: int | tuple[int, int] = 256,
     reconstructive_width: int = 128,
     discriminative_width: int = 64,
     source: str | Path | None = None,
     backbone: str | None = None,
     padim_n_features: int | None = None,
     seed: int | None = 0,
-    evaluator: Any = True,  # noqa: ANN401
+    plugin_args: dict[str, Any] | None = None,
+    evaluator: Any = True,
     visualizer: bool = True,
-) -> Any:  # noqa: ANN401
+) -> Any:
     """Build one benchmarked model, resizing its inputs to ``image_size`` x ``image_size``.
 
     Args:
         name: ``DraemPlugin``, ``Draem`` (anomalib's), ``Patchcore`` or ``Padim``.
-        image_size: side of the square input every model's pre-processor resizes to.
+        image_size: input size (one side, or height and width) every model's pre-processor resizes to.
         reconstructive_width: DRÆM reconstructive base width (both DRÆMs; original 128).
         discriminative_width: DRÆM discriminative base width (both DRÆMs; original 64).
         source: texture folder of both DRÆMs' anomaly synthesis (``None``: DraemPlugin draws procedural textures;
@@ -133,14 +137,15 @@ def build_model(
         backbone: timm backbone of PatchCore and PaDiM; ``None`` keeps anomalib's defaults (wide_resnet50_2 and
             resnet18, downloaded where there is a network).
         padim_n_features: PaDiM's kept feature count (default: anomalib's for the backbone family).
-        seed: DraemPlugin augmenter seed.
+        seed: DraemPlugin's seed (initialisation, augmentation, shuffling).
+        plugin_args: more DraemPlugin arguments (e.g. ``lr``, ``score_filter_size``).
         evaluator: ``True`` (the model's default), ``False``, or an ``Evaluator``.
         visualizer: build the model's default visualizer.
     """
-    size = (image_size, image_size)
+    size = as_size(image_size, "image_size")
     common: dict[str, Any] = {"evaluator": evaluator, "visualizer": visualizer}
     if name == "DraemPlugin":
-        from draem_plugin import DraemPlugin  # noqa: PLC0415
+        from draem_plugin import DraemPlugin
 
         return DraemPlugin(
             anomaly_source_path=source,
@@ -148,6 +153,7 @@ def build_model(
             discriminative_width=discriminative_width,
             image_size=size,
             seed=seed,
+            **(plugin_args or {}),
             **common,
         )
     if name == "Draem":
@@ -156,7 +162,7 @@ def build_model(
             raise ValueError(msg)
         return build_anomalib_draem(source, reconstructive_width, discriminative_width, image_size, **common)
     if name == "Patchcore":
-        from anomalib.models import Patchcore  # noqa: PLC0415
+        from anomalib.models import Patchcore
 
         kwargs = {} if backbone is None else {"backbone": backbone}
         return Patchcore(
@@ -166,7 +172,7 @@ def build_model(
             **common,
         )
     if name == "Padim":
-        from anomalib.models import Padim  # noqa: PLC0415
+        from anomalib.models import Padim
 
         kwargs = {} if backbone is None else {"backbone": backbone}
         return Padim(

@@ -1,108 +1,124 @@
 """``draem-bench pipeline``: where a real training step's time goes, with and without the device image cache.
 
 DraemPlugin trains through anomalib's ``Engine`` on an anomalib datamodule (MVTec layout under ``root``, or the
-embedded ``SurfaceDemo``) once with ``cache_train_images=True`` and once with ``False``. For each run the table gives
-the training images/s inside Lightning's loop (:class:`~draem_plugin.throughput.ThroughputMonitor`, first epoch
-excluded), the images/s of the networks alone (:func:`~draem_plugin.throughput.network_images_per_second`: forward,
-loss, backward, Adam on a fixed batch; measured once, best of three rounds) and the share of the step spent outside
-the networks: data loading, anomaly synthesis, Lightning's loop and logging.
+embedded ``SurfaceDemo``) once with ``cache_train_images=True`` and once with ``False``, each measured as
+``draem-reproduce`` measures a run (:func:`draem_plugin.reproduce.fit_and_measure`): training images/s inside
+Lightning's loop, images/s of the networks alone and the share of the step spent outside the networks (data loading,
+anomaly synthesis, Lightning's loop and logging).
 """
 
 from __future__ import annotations
 
 import tempfile
-import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from .common import quiet, resolve_device
+from .settings import BenchSettings, quiet
 
-__all__ = ["COLUMNS", "run_pipeline"]
-
-COLUMNS = (
-    "device",
-    "cache_train_images",
-    "num_workers",
-    "precision",
-    "widths",
-    "image_size",
-    "train_images_per_s",
-    "network_images_per_s",
-    "share_outside_networks",
-    "ratio",
-)
+__all__ = ["Pipeline"]
 
 
-def _datamodule(root: str | Path | None, category: str, image_size: int, batch_size: int, num_workers: int) -> Any:  # noqa: ANN401
-    from anomalib.data import MVTecAD  # noqa: PLC0415
+@dataclass
+class Pipeline(BenchSettings):
+    """Training images/s in Lightning's loop against the networks alone, with and without the device image cache.
 
-    from draem_plugin.data import SurfaceDemo  # noqa: PLC0415
+    Args:
+        root: Dataset root in the MVTec AD layout (default: the embedded SurfaceDemo, built on first use).
+        category: Category under root (SurfaceDemo: brick, grass or gravel).
+        source: Texture folder of the anomaly synthesis (default: procedural textures).
+        epochs: Training epochs per run.
+        channels_last: channels_last memory format.
+        num_workers: Data loader workers of the datamodule.
+    """
 
-    if root is None:
-        return SurfaceDemo(category=category, image_size=image_size, train_batch_size=batch_size,
-                           num_workers=num_workers)  # fmt: skip
-    return MVTecAD(root=root, category=category, train_batch_size=batch_size, num_workers=num_workers)
+    NAME: ClassVar[str] = "pipeline"
+    TITLE: ClassVar[str] = (
+        "pipeline: training images/s and the share of step time outside the networks (ratio = over uncached)"
+    )
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "device",
+        "cache_train_images",
+        "num_workers",
+        "precision",
+        "widths",
+        "image_size",
+        "train_images_per_s",
+        "network_images_per_s",
+        "share_outside_networks",
+        "ratio",
+    )
 
+    root: str | None = None
+    category: str = "brick"
+    epochs: int = 3
+    channels_last: bool = False
+    num_workers: int = 8
 
-def run_pipeline(
-    root: str | Path | None = None,
-    category: str = "brick",
-    source: str | Path | None = None,
-    device: str = "cpu",
-    epochs: int = 3,
-    batch_size: int = 8,
-    image_size: int = 256,
-    reconstructive_width: int = 128,
-    discriminative_width: int = 64,
-    precision: str = "32-true",
-    channels_last: bool = False,
-    num_workers: int = 8,
-    seed: int = 0,
-) -> list[dict[str, Any]]:
-    """Train ``epochs`` epochs with the image cache on and off; one row each (``ratio``: images/s over uncached)."""
-    from anomalib.engine import Engine  # noqa: PLC0415
-    from lightning.pytorch import seed_everything  # noqa: PLC0415
+    def _datamodule(self) -> Any:
+        from anomalib.data import MVTecAD
 
-    from draem_plugin import DraemPlugin  # noqa: PLC0415
-    from draem_plugin.throughput import ThroughputMonitor, network_images_per_second  # noqa: PLC0415
+        from draem_plugin.data import SurfaceDemo
 
-    if epochs < 2:
-        msg = f"epochs must be at least 2 (the first epoch is warm-up and not timed), got {epochs}."
-        raise ValueError(msg)
-    dev = resolve_device(device)
-    with quiet():
-        networks = network_images_per_second(reconstructive_width, discriminative_width, image_size, batch_size,
-                                             precision, channels_last, device=dev)  # fmt: skip
-    rows = []
-    for cache in (True, False):
-        seed_everything(seed)
-        with quiet(), tempfile.TemporaryDirectory() as out:
-            model = DraemPlugin(
-                anomaly_source_path=source, reconstructive_width=reconstructive_width,
-                discriminative_width=discriminative_width, image_size=image_size, channels_last=channels_last,
-                cache_train_images=cache, seed=seed, evaluator=False, visualizer=False,
-            )  # fmt: skip
-            monitor = ThroughputMonitor()
-            engine = Engine(accelerator=dev.type, devices=1, precision=precision, max_epochs=epochs,
-                            callbacks=[monitor], logger=False, default_root_dir=out, enable_progress_bar=False,
-                            num_sanity_val_steps=0, limit_val_batches=0)  # fmt: skip
-            start = time.perf_counter()
-            engine.fit(model, datamodule=_datamodule(root, category, image_size, batch_size, num_workers))
-            fit_seconds = time.perf_counter() - start
-        rows.append({
-            "device": dev.type,
-            "cache_train_images": cache,
-            "num_workers": num_workers,
-            "precision": precision,
-            "widths": f"{reconstructive_width}/{discriminative_width}",
-            "image_size": image_size,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "train_images_per_s": monitor.images_per_second,
-            "network_images_per_s": networks,
-            "share_outside_networks": max(0.0, 1 - monitor.images_per_second / networks),
-            "fit_s": fit_seconds,
-        })  # fmt: skip
-    for row in rows:
-        row["ratio"] = row["train_images_per_s"] / rows[1]["train_images_per_s"]
-    return rows
+        common = {"category": self.category, "train_batch_size": self.batch_size, "num_workers": self.num_workers}
+        if self.root is None:
+            return SurfaceDemo(image_size=self.image_size, **common)
+        return MVTecAD(root=self.root, **common)
+
+    def measure(self) -> list[dict[str, Any]]:
+        """Train ``epochs`` epochs with the image cache on and off; one row each (``ratio``: images/s over uncached)."""
+        from lightning.pytorch import seed_everything
+
+        from draem_plugin import DraemPlugin
+        from draem_plugin.reproduce import fit_and_measure
+
+        if self.epochs < 2:
+            msg = f"epochs must be at least 2 (the first epoch is warm-up), got {self.epochs}."
+            raise ValueError(msg)
+        device = self.torch_device()
+        rows = []
+        for cache in (True, False):
+            seed_everything(self.seed)
+            with quiet(), tempfile.TemporaryDirectory() as out:
+                model = DraemPlugin(
+                    anomaly_source_path=self.source,
+                    reconstructive_width=self.reconstructive_width,
+                    discriminative_width=self.discriminative_width,
+                    image_size=self.image_size,
+                    channels_last=self.channels_last,
+                    cache_train_images=cache,
+                    seed=self.seed,
+                    evaluator=False,
+                    visualizer=False,
+                )
+                _, figures = fit_and_measure(
+                    model,
+                    self._datamodule(),
+                    Path(out),
+                    accelerator=device.type,
+                    devices=1,
+                    precision=self.precision,
+                    max_epochs=self.epochs,
+                    enable_progress_bar=False,
+                    num_sanity_val_steps=0,
+                    limit_val_batches=0,
+                )
+            rows.append(
+                {
+                    "device": device.type,
+                    "cache_train_images": cache,
+                    "num_workers": self.num_workers,
+                    "precision": self.precision,
+                    "widths": f"{self.reconstructive_width}/{self.discriminative_width}",
+                    "image_size": self.image_size,
+                    "epochs": self.epochs,
+                    "batch_size": self.batch_size,
+                    "train_images_per_s": figures["train_images_per_second"],
+                    "network_images_per_s": figures.get("network_images_per_second", float("nan")),
+                    "share_outside_networks": figures.get("share_outside_networks", float("nan")),
+                    "fit_s": figures["fit_seconds_this_run"],
+                }
+            )
+        for row in rows:
+            row["ratio"] = row["train_images_per_s"] / rows[1]["train_images_per_s"]
+        return rows

@@ -15,41 +15,23 @@ from __future__ import annotations
 
 import contextlib
 import time
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 
-from .common import PeakMemory, default_texture_source, quiet, resolve_device, summarise, time_alternately
+from .memory import PeakMemory
 from .models import build_model, count_parameters
+from .settings import TimedSettings, default_texture_source, quiet
+from .timing import summarise, time_alternately
 
-__all__ = ["COLUMNS", "Precision", "run_train_step"]
-
-Precision = Literal["fp32", "bf16-mixed"]
-
-COLUMNS = (
-    "device",
-    "batch_size",
-    "image_size",
-    "widths",
-    "precision",
-    "channels_last",
-    "plugin_images_per_s",
-    "anomalib_images_per_s",
-    "ratio",
-    "plugin_peak_mem_mib",
-    "anomalib_peak_mem_mib",
-    "memory_ratio",
-)
+__all__ = ["TrainStep"]
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "fp32":
-        return contextlib.nullcontext()
     if precision == "bf16-mixed":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    msg = f"precision must be 'fp32' or 'bf16-mixed', got {precision!r}."
-    raise ValueError(msg)
+    return contextlib.nullcontext()
 
 
 class _Stepper:
@@ -57,13 +39,13 @@ class _Stepper:
 
     def __init__(
         self,
-        model: Any,  # noqa: ANN401
+        model: Any,
         images: torch.Tensor,
         device: torch.device,
         precision: str,
         channels_last: bool,
     ) -> None:
-        from anomalib.data import ImageBatch  # noqa: PLC0415
+        from anomalib.data import ImageBatch
 
         self.model = model.to(device)
         if channels_last:
@@ -81,7 +63,7 @@ class _Stepper:
         augmenter = self.model.augmenter
         forward = augmenter.forward
 
-        def forward_fp32(image: torch.Tensor) -> Any:  # noqa: ANN401
+        def forward_fp32(image: torch.Tensor) -> Any:
             with torch.autocast(device_type=image.device.type, enabled=False):
                 return forward(image.float())
 
@@ -107,89 +89,108 @@ class _Stepper:
         return total / 2**20
 
 
-def run_train_step(
-    source: str | Path | None = None,
-    device: str = "cpu",
-    batch_size: int = 8,
-    image_size: int = 256,
-    reconstructive_width: int = 128,
-    discriminative_width: int = 64,
-    precision: str = "fp32",
-    channels_last: bool = False,
-    warmup: int = 2,
-    rounds: int = 2,
-    iters: int = 3,
-    seed: int = 0,
-) -> list[dict[str, Any]]:
-    """Time full training steps of both DRÆMs; one row with both, ``ratio`` = DraemPlugin images/s over Draem's.
+@dataclass
+class TrainStep(TimedSettings):
+    """Training images/s and peak step memory: DraemPlugin against anomalib's Draem at equal settings.
 
-    ``memory_ratio`` is DraemPlugin's peak step memory over Draem's (below 1: DraemPlugin needs less).
+    A full step each: augmentation + forward + loss (the model's own training_step) + backward + Adam step, on the
+    same random images. anomalib's Draem is rebuilt with anomalib's own sub-networks at the widths given.
+
+    Args:
+        channels_last: Convert the models and the images to channels_last.
     """
-    source = default_texture_source(source)
-    dev = resolve_device(device)
-    images = torch.rand(batch_size, 3, image_size, image_size, generator=torch.Generator().manual_seed(seed)).to(dev)
-    settings = {
-        "image_size": image_size,
-        "reconstructive_width": reconstructive_width,
-        "discriminative_width": discriminative_width,
-        "source": source,
-    }
-    with quiet():
-        start = time.perf_counter()
-        plugin_model = build_model("DraemPlugin", seed=seed, evaluator=False, visualizer=False, **settings)
-        plugin_setup = time.perf_counter() - start
-        start = time.perf_counter()
-        anomalib_model = build_model("Draem", evaluator=False, visualizer=False, **settings)
-        anomalib_setup = time.perf_counter() - start
-        torch.manual_seed(seed)
-        plugin = _Stepper(plugin_model, images, dev, precision, channels_last)
-        anomalib = _Stepper(anomalib_model, images, dev, precision, channels_last)
-        for stepper in (plugin, anomalib):
-            try:
-                stepper()
-            except (RuntimeError, ValueError, TypeError) as error:
-                if precision == "fp32":
-                    raise
-                stepper.run_augmenter_outside_autocast(error)
-                stepper()
-        contenders = {"plugin": plugin, "anomalib": anomalib}
-        times = time_alternately(contenders, dev, warmup=warmup, rounds=rounds, iters=iters)
-        with PeakMemory(dev) as plugin_peak:
-            plugin()
-        with PeakMemory(dev) as anomalib_peak:
-            anomalib()
-    ours, theirs = summarise(times["plugin"], batch_size), summarise(times["anomalib"], batch_size)
-    return [
-        {
-            "device": dev.type,
-            "batch_size": batch_size,
-            "image_size": image_size,
-            "widths": f"{reconstructive_width}/{discriminative_width}",
-            "reconstructive_width": reconstructive_width,
-            "discriminative_width": discriminative_width,
-            "precision": precision,
-            "channels_last": channels_last,
-            "plugin_images_per_s": ours["images_per_s"],
-            "anomalib_images_per_s": theirs["images_per_s"],
-            "ratio": ours["images_per_s"] / theirs["images_per_s"],
-            "plugin_ms_per_step": ours["latency_ms_p50"],
-            "anomalib_ms_per_step": theirs["latency_ms_p50"],
-            "plugin_peak_mem_mib": plugin_peak.mib,
-            "anomalib_peak_mem_mib": anomalib_peak.mib,
-            "memory_ratio": plugin_peak.mib / anomalib_peak.mib if anomalib_peak.bytes > 0 else float("nan"),
-            "plugin_state_mib": plugin.state_mib(),
-            "anomalib_state_mib": anomalib.state_mib(),
-            "plugin_params": count_parameters(plugin.model.model),
-            "anomalib_params": count_parameters(anomalib.model.model),
-            "plugin_setup_s": plugin_setup,
-            "anomalib_setup_s": anomalib_setup,
-            "steps_timed": ours["batches"],
-            "source": str(source),
-            "plugin_note": plugin.note,
-            "anomalib_note": anomalib.note,
-            "anomalib_widths_note": "anomalib Draem rebuilt with anomalib's ReconstructiveSubNetwork/"
-            f"DiscriminativeSubNetwork at base widths {reconstructive_width}/{discriminative_width}"
-            if (reconstructive_width, discriminative_width) != (128, 64)
-            else "anomalib Draem as shipped (128/64)",
-        },
-    ]
+
+    NAME: ClassVar[str] = "train-step"
+    TITLE: ClassVar[str] = "train-step: training images/s and peak step memory (ratio = DraemPlugin / anomalib Draem)"
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "device",
+        "batch_size",
+        "image_size",
+        "widths",
+        "precision",
+        "channels_last",
+        "plugin_images_per_s",
+        "anomalib_images_per_s",
+        "ratio",
+        "plugin_peak_mem_mib",
+        "anomalib_peak_mem_mib",
+        "memory_ratio",
+    )
+
+    channels_last: bool = False
+
+    def measure(self) -> list[dict[str, Any]]:
+        """Time full training steps of both DRÆMs; one row with both, ``ratio`` = DraemPlugin images/s over Draem's.
+
+        ``memory_ratio`` is DraemPlugin's peak step memory over Draem's (below 1: DraemPlugin needs less).
+        """
+        source = default_texture_source(self.source)
+        dev = self.torch_device()
+        images = torch.rand(
+            self.batch_size, 3, self.image_size, self.image_size, generator=torch.Generator().manual_seed(self.seed)
+        ).to(dev)
+        settings = {
+            "image_size": self.image_size,
+            "reconstructive_width": self.reconstructive_width,
+            "discriminative_width": self.discriminative_width,
+            "source": source,
+        }
+        with quiet():
+            start = time.perf_counter()
+            plugin_model = build_model("DraemPlugin", seed=self.seed, evaluator=False, visualizer=False, **settings)
+            plugin_setup = time.perf_counter() - start
+            start = time.perf_counter()
+            anomalib_model = build_model("Draem", evaluator=False, visualizer=False, **settings)
+            anomalib_setup = time.perf_counter() - start
+            torch.manual_seed(self.seed)
+            plugin = _Stepper(plugin_model, images, dev, self.precision, self.channels_last)
+            anomalib = _Stepper(anomalib_model, images, dev, self.precision, self.channels_last)
+            for stepper in (plugin, anomalib):
+                try:
+                    stepper()
+                except (RuntimeError, ValueError, TypeError) as error:
+                    if self.precision == "32-true":
+                        raise
+                    stepper.run_augmenter_outside_autocast(error)
+                    stepper()
+            contenders = {"plugin": plugin, "anomalib": anomalib}
+            times = time_alternately(contenders, dev, warmup=self.warmup, rounds=self.rounds, iters=self.iters)
+            with PeakMemory(dev) as plugin_peak:
+                plugin()
+            with PeakMemory(dev) as anomalib_peak:
+                anomalib()
+        ours, theirs = summarise(times["plugin"], self.batch_size), summarise(times["anomalib"], self.batch_size)
+        return [
+            {
+                "device": dev.type,
+                "batch_size": self.batch_size,
+                "image_size": self.image_size,
+                "widths": f"{self.reconstructive_width}/{self.discriminative_width}",
+                "reconstructive_width": self.reconstructive_width,
+                "discriminative_width": self.discriminative_width,
+                "precision": self.precision,
+                "channels_last": self.channels_last,
+                "plugin_images_per_s": ours["images_per_s"],
+                "anomalib_images_per_s": theirs["images_per_s"],
+                "ratio": ours["images_per_s"] / theirs["images_per_s"],
+                "plugin_ms_per_step": ours["latency_ms_p50"],
+                "anomalib_ms_per_step": theirs["latency_ms_p50"],
+                "plugin_peak_mem_mib": plugin_peak.mib,
+                "anomalib_peak_mem_mib": anomalib_peak.mib,
+                "memory_ratio": plugin_peak.mib / anomalib_peak.mib if anomalib_peak.bytes > 0 else float("nan"),
+                "plugin_state_mib": plugin.state_mib(),
+                "anomalib_state_mib": anomalib.state_mib(),
+                "plugin_params": count_parameters(plugin.model.model),
+                "anomalib_params": count_parameters(anomalib.model.model),
+                "plugin_setup_s": plugin_setup,
+                "anomalib_setup_s": anomalib_setup,
+                "steps_timed": ours["batches"],
+                "source": str(source),
+                "plugin_note": plugin.note,
+                "anomalib_note": anomalib.note,
+                "anomalib_widths_note": "anomalib Draem rebuilt with anomalib's ReconstructiveSubNetwork/"
+                f"DiscriminativeSubNetwork at base widths {self.reconstructive_width}/{self.discriminative_width}"
+                if (self.reconstructive_width, self.discriminative_width) != (128, 64)
+                else "anomalib Draem as shipped (128/64)",
+            },
+        ]

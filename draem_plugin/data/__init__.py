@@ -1,4 +1,4 @@
-"""Datasets of the DRÆM plugin.
+"""Data of the DRÆM plugin: the embedded SurfaceDemo set, image decoding, split checks and the device image cache.
 
 Example:
     >>> from draem_plugin.data import SurfaceDemo, build_surface_demo
@@ -7,6 +7,6 @@ Example:
 
 from __future__ import annotations
 
-from draem_plugin.data.surface_demo import SurfaceDemo, build_surface_demo
+from .surface_demo import SurfaceDemo, build_surface_demo
 
 __all__ = ["SurfaceDemo", "build_surface_demo"]

@@ -2,10 +2,10 @@
 
 DRÆM trains for hundreds of epochs on a few hundred images. anomalib's training loader decodes every PNG again in
 each epoch and starts its worker processes again for each epoch; on a GPU that is the slowest part of a step. The
-:class:`TrainImageCache` asks the datamodule for its training loader once (so its dataset, augmentations, resize and
-collate decide what the images are), keeps the collated batches on the model's device, and from then on hands the
-trainer a :class:`CachedBatchLoader` that shuffles that tensor on the device: no disk, no decoding, no workers, no
-host-to-device copy.
+:class:`TrainImageCache` callback asks the datamodule for its training loader once (so its dataset, augmentations,
+resize and collate decide what the images are), keeps the collated batches on the model's device, and from then on
+hands the trainer a :class:`CachedBatchLoader` that shuffles that tensor on the device: no disk, no decoding, no
+workers, no host-to-device copy.
 
 Example:
     >>> import torch
@@ -23,11 +23,13 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
-from anomalib.data import Batch
+from anomalib.data import AnomalibDataModule, Batch
 from lightning.fabric.utilities.apply_func import move_data_to_device
+from lightning.pytorch import Callback, LightningModule, Trainer
 from torch.utils.data import DistributedSampler
 from torchvision.transforms import v2
 
@@ -156,70 +158,98 @@ class CachedBatchLoader:
             yield select_from_batch(self.data, order[start:stop], on_device[start:stop])
 
 
-class TrainImageCache:
-    """Replace a datamodule's ``train_dataloader`` with one that decodes once and then serves from ``device``.
+class TrainImageCache(Callback):
+    """Serve a datamodule's training images from the device after one decoding pass through its own loader.
 
-    :meth:`install` sets ``datamodule.train_dataloader`` (on the instance) to this object and :meth:`remove` takes it
-    away again. The first call iterates the datamodule's own training loader once and keeps every batch on
-    ``device``; each call returns a :class:`CachedBatchLoader` over the kept images. If the images would take more
-    than ``MEMORY_FRACTION`` of the free memory, a warning is logged and the datamodule's own loader is returned.
+    At fit start the callback replaces ``datamodule.train_dataloader`` (on the instance) and gives it back at
+    teardown. The first call iterates the datamodule's own training loader once, keeps every batch on the model's
+    device and sorts the images by path (so the cache does not depend on that loader's shuffling); each call then
+    returns a :class:`CachedBatchLoader` over the kept images. Nothing is cached, with a logged reason, when the data
+    is not an anomalib datamodule, when its ``train_augmentations`` are random (they must be drawn again each epoch),
+    with ``overfit_batches``, or when the images would take more than ``MEMORY_FRACTION`` of the free memory.
 
     Args:
-        datamodule: an anomalib datamodule after ``setup("fit")``.
-        device: where the images are kept (the model's device).
-        seed: shuffling seed, the same on every rank.
-        num_replicas: number of DDP ranks.
-        rank: this rank.
+        seed: shuffling seed of the cached images (rank 0's is used on every rank); ``None`` draws it at fit time
+            from torch's global generator, so ``seed_everything`` fixes it. It is saved in checkpoints.
 
     Example:
-        >>> cache = TrainImageCache(datamodule, torch.device("cuda"), seed=0)  # doctest: +SKIP
-        >>> cache.install()  # doctest: +SKIP
-        >>> loader = datamodule.train_dataloader()  # decodes once, returns a CachedBatchLoader  # doctest: +SKIP
+        >>> from anomalib.engine import Engine
+        >>> Engine(callbacks=[TrainImageCache(seed=0)])  # doctest: +SKIP
     """
 
-    def __init__(
-        self, datamodule: Any, device: torch.device, seed: int, num_replicas: int = 1, rank: int = 0  # noqa: ANN401
-    ) -> None:
-        self.datamodule = datamodule
-        self.device = torch.device(device)
+    def __init__(self, seed: int | None = None) -> None:
         self.seed = seed
-        self.num_replicas = num_replicas
-        self.rank = rank
         self.data: Batch | None = None
         self.seconds = 0.0
+        self._datamodule: Any = None
+        self._device = torch.device("cpu")
+        self._shard = (1, 0)
 
-    def install(self) -> None:
-        """Make ``datamodule.train_dataloader()`` call this cache."""
-        self.datamodule.train_dataloader = self
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Draw the shuffling seed when none was given (a resumed run restores the saved one afterwards)."""
+        if stage == "fit" and self.seed is None:
+            self.seed = int(torch.randint(2**31 - 1, (1,)).item())
 
-    def remove(self) -> None:
-        """Give the datamodule its own ``train_dataloader`` back."""
-        if vars(self.datamodule).get("train_dataloader") is self:
-            del self.datamodule.train_dataloader
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Install the cache on the datamodule, unless its images must be read again each epoch."""
+        datamodule = trainer.datamodule
+        if not isinstance(datamodule, AnomalibDataModule):
+            logger.info("Training images are not cached: the training data does not come from an anomalib datamodule.")
+            return
+        randomised = random_transforms(getattr(datamodule, "train_augmentations", None))
+        if randomised:
+            logger.warning(
+                "Training images are not cached on the device: the datamodule's train_augmentations hold random "
+                "transforms (%s), which must be drawn again each epoch, so every epoch decodes the images again. Set "
+                "cache_train_images=False to silence this.",
+                ", ".join(randomised),
+            )
+            return
+        if trainer.overfit_batches > 0:
+            logger.info("Training images are not cached: overfit_batches replaces the training sampler.")
+            return
+        self.seed = trainer.strategy.broadcast(self.seed, src=0)
+        self._datamodule, self._device = datamodule, pl_module.device
+        self._shard = (trainer.world_size, trainer.global_rank)
+        datamodule.train_dataloader = self._train_dataloader
 
-    def _original_loader(self) -> Any:  # noqa: ANN401
-        return type(self.datamodule).train_dataloader(self.datamodule)
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Give the datamodule its own ``train_dataloader`` back and free the cached images."""
+        if self._datamodule is not None and "train_dataloader" in vars(self._datamodule):
+            del self._datamodule.train_dataloader
+        self._datamodule, self.data = None, None
 
-    def __call__(self) -> Any:  # noqa: ANN401
+    def state_dict(self) -> dict[str, Any]:
+        """The shuffling seed, so that a resumed run continues the same order of images."""
+        return {"seed": self.seed}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Adopt a checkpoint's shuffling seed."""
+        self.seed = state_dict.get("seed", self.seed)
+
+    def _original_loader(self) -> Any:
+        return type(self._datamodule).train_dataloader(self._datamodule)
+
+    def _train_dataloader(self) -> Any:
         """The training loader: a :class:`CachedBatchLoader`, or the datamodule's own if the images do not fit."""
         if self.data is None:
             self.data = self._decode_once()
             if self.data is None:
-                self.remove()
+                del self._datamodule.train_dataloader
                 return self._original_loader()
-        batch_size = getattr(self.datamodule, "train_batch_size", None) or 1
-        return CachedBatchLoader(self.data, batch_size, self.num_replicas, self.rank, self.seed)
+        batch_size = getattr(self._datamodule, "train_batch_size", None) or 1
+        return CachedBatchLoader(self.data, batch_size, *self._shard, seed=self.seed or 0)
 
     def _decode_once(self) -> Batch | None:
         """Iterate the datamodule's training loader once and keep its batches on the device (``None``: too large)."""
         start = time.perf_counter()
         loader = self._original_loader()
-        budget = _free_memory(self.device) * MEMORY_FRACTION
+        budget = _free_memory(self._device) * MEMORY_FRACTION
         total = len(getattr(loader, "dataset", ()))
         batches: list[Batch] = []
         held = images = 0
         for batch in loader:
-            batches.append(move_data_to_device(batch, self.device))
+            batches.append(move_data_to_device(batch, self._device))
             held += sum(t.numel() * t.element_size() for t in _tensors(batch))
             images += len(batch.image)
             expected = held / images * max(total, 1)
@@ -229,17 +259,26 @@ class TrainImageCache:
                     "%.2f GiB free there. Each epoch reads them through the datamodule's loader instead (disk and "
                     "decoding every epoch). Use a smaller image_size or set cache_train_images=False to skip this "
                     "check.",
-                    self.device, max(held, expected) / 2**30, MEMORY_FRACTION * 100, budget / MEMORY_FRACTION / 2**30,
-                )  # fmt: skip
+                    self._device,
+                    max(held, expected) / 2**30,
+                    MEMORY_FRACTION * 100,
+                    budget / MEMORY_FRACTION / 2**30,
+                )
                 return None
         if not batches:
             return None
         data = concatenate_batches(batches)
+        paths = getattr(data, "image_path", None)
+        if paths is not None:
+            data = select_from_batch(data, sorted(range(len(paths)), key=lambda i: str(paths[i])))
         self.seconds = time.perf_counter() - start
         logger.info(
             "Decoded the %d training images once (%.1f MiB on %s, %.1f s); every epoch now draws from there.",
-            len(data.image), held / 2**20, self.device, self.seconds,
-        )  # fmt: skip
+            len(data.image),
+            held / 2**20,
+            self._device,
+            self.seconds,
+        )
         return data
 
 
@@ -252,7 +291,7 @@ def _free_memory(device: torch.device) -> float:
     if device.type == "cuda":
         return float(torch.cuda.mem_get_info(device)[0])
     try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
+        with Path("/proc/meminfo").open(encoding="ascii") as meminfo:
             for line in meminfo:
                 if line.startswith("MemAvailable:"):
                     return float(line.split()[1]) * 1024

@@ -1,0 +1,102 @@
+"""PeriodicTest: metrics every N epochs, without changing how the model trains; the curve file and chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from anomalib.data import MVTecAD
+from anomalib.engine import Engine
+from lightning.pytorch import seed_everything
+
+from draem_plugin.benchmark.curves import CURVE_COLUMNS, PeriodicTest, evaluate, read_curve, write_curve_chart
+from draem_plugin.benchmark.models import build_evaluator, build_model
+
+
+def train(name: str, mvtec_root: Path, textures: Path, tmp_path: Path, every: int | None) -> tuple[dict, list]:
+    """Three epochs of ``name`` from seed 0, with or without the periodic test; final weights and curve rows."""
+    seed_everything(0)
+    model = build_model(
+        name,
+        image_size=64,
+        reconstructive_width=4,
+        discriminative_width=4,
+        source=textures,
+        evaluator=False,
+        visualizer=False,
+    )
+    datamodule = MVTecAD(
+        root=mvtec_root, category="brick", train_batch_size=4, eval_batch_size=8, num_workers=0, seed=0
+    )
+    callbacks = (
+        [PeriodicTest(every, tmp_path / "curve.csv", {"category": "brick", "model": name, "seed": 0})] if every else []
+    )
+    engine = Engine(
+        accelerator="cpu",
+        max_epochs=3,
+        logger=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=callbacks,
+        default_root_dir=tmp_path,
+    )
+    engine.fit(model, datamodule=datamodule)
+    return {k: v.clone() for k, v in model.model.state_dict().items()}, read_curve(tmp_path / "curve.csv")
+
+
+@pytest.mark.parametrize("name", ["DraemPlugin", "Draem"])
+def test_testing_every_epoch_leaves_training_bit_identical(
+    name: str, mvtec_root: Path, textures: Path, tmp_path: Path
+) -> None:
+    """anomalib's Draem draws its anomalies from the global generators, DraemPlugin from its own: both unchanged."""
+    plain, _ = train(name, mvtec_root, textures, tmp_path / "plain", every=None)
+    tested, curve = train(name, mvtec_root, textures, tmp_path / "tested", every=2)
+    assert all(torch.equal(plain[key], tested[key]) for key in plain)
+    assert [row["epoch"] for row in curve] == [2, 3]  # every 2nd epoch, and the last
+    assert [row["images_seen"] for row in curve] == [16, 24]
+    for row in curve:
+        assert set(CURVE_COLUMNS) == row.keys() and 0.0 <= row["pixel_AUROC"] <= 1.0
+
+
+def test_evaluate_equals_anomalibs_metrics_on_raw_outputs(mvtec_root: Path, textures: Path) -> None:
+    """With normalisation and thresholds off, anomalib's test gives the curve's numbers."""
+    model = build_model(
+        "DraemPlugin",
+        image_size=64,
+        reconstructive_width=4,
+        discriminative_width=4,
+        source=textures,
+        evaluator=build_evaluator(["image_AUROC", "pixel_AUROC", "pixel_AUPR"]),
+        visualizer=False,
+    )
+    model.post_processor = None
+    datamodule = MVTecAD(root=mvtec_root, category="brick", eval_batch_size=8, num_workers=0)
+    datamodule.setup("fit")
+    ours = evaluate(model, datamodule)
+    engine = Engine(accelerator="cpu", logger=False, enable_progress_bar=False)
+    theirs = engine.test(model, datamodule=datamodule, verbose=False)[0]
+    for name in ("image_AUROC", "pixel_AUROC", "pixel_AUPR"):
+        assert ours[name] == pytest.approx(theirs[name], abs=1e-6), name
+
+
+def test_chart_draws_curves_and_reference_lines(tmp_path: Path) -> None:
+    curves = [
+        {
+            "category": "bottle",
+            "model": m,
+            "seed": s,
+            "epoch": e,
+            "images_seen": 8 * e,
+            "image_AUROC": 0.5 + e / 10,
+            "pixel_AUROC": 0.6,
+            "pixel_AP": 0.1 * e,
+        }
+        for m in ("DraemPlugin", "Draem")
+        for s in (0, 1)
+        for e in (1, 2)
+    ]
+    references = [{"category": "bottle", "model": "Padim", "image_AUROC": 0.99, "pixel_AUROC": 0.98, "pixel_AP": 0.7}]
+    path = write_curve_chart(curves, references, tmp_path / "curves.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
