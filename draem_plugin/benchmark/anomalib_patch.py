@@ -1,5 +1,8 @@
 """Targeted fixes to anomalib 2.7's benchmark pipeline (``anomalib benchmark``), applied by :func:`apply`.
 
+The module is longer than the others (about 350 lines) because its four replacements must stay together: they are
+applied and removed as one, and the job class and the job generator share the record of failed jobs.
+
 anomalib 2.7's pipeline has three problems that stop a grid of DraemPlugin, Patchcore and Padim from working:
 
 1. ``BenchmarkJob.collect`` builds its table from the keys of the *first* result row only, so it raises

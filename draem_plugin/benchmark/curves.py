@@ -27,7 +27,7 @@ import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-__all__ = ["CURVE_COLUMNS", "CURVE_METRICS", "PeriodicTest", "evaluate", "read_curve", "write_curve_chart"]
+__all__ = ["CURVE_COLUMNS", "CURVE_METRICS", "PeriodicTest", "evaluate", "read_curve"]
 
 #: Metrics of a learning curve, as anomalib names them, and their column names.
 CURVE_METRICS = {"image_AUROC": "image_AUROC", "pixel_AUROC": "pixel_AUROC", "pixel_AUPR": "pixel_AP"}
@@ -134,47 +134,3 @@ class PeriodicTest(Callback):
             if new:
                 writer.writeheader()
             writer.writerow(row)
-
-
-def write_curve_chart(curves: list[dict[str, Any]], references: list[dict[str, Any]], path: Path) -> Path:
-    """Plot the curve metrics against training images seen, one line per (model, seed), one row per category.
-
-    ``references`` (rows of models that train in one epoch, e.g. PaDiM and PatchCore) are drawn as horizontal
-    dashed lines at their final metrics.
-    """
-    import matplotlib as mpl
-
-    mpl.use("Agg")
-    import matplotlib.pyplot as plt
-
-    categories = list(dict.fromkeys(row["category"] for row in [*curves, *references]))
-    columns = list(CURVE_METRICS.values())
-    figure, axes = plt.subplots(
-        len(categories), len(columns), figsize=(5 * len(columns), 3.8 * len(categories)), squeeze=False
-    )
-    colours: dict[str, str] = {}
-    for row_index, category in enumerate(categories):
-        runs = list(dict.fromkeys((r["model"], r["seed"]) for r in curves if r["category"] == category))
-        for column_index, column in enumerate(columns):
-            axis = axes[row_index][column_index]
-            for model, seed in runs:
-                points = sorted(
-                    (r["images_seen"], r[column])
-                    for r in curves
-                    if r["category"] == category and r["model"] == model and r["seed"] == seed
-                )
-                colour = colours.setdefault(model, f"C{len(colours)}")
-                style = ("-", "--", ":", "-.")[seed % 4]
-                axis.plot(*zip(*points, strict=True), style, color=colour, marker=".", label=f"{model} (seed {seed})")
-            for reference in (r for r in references if r["category"] == category):
-                colour = colours.setdefault(reference["model"], f"C{len(colours)}")
-                axis.axhline(reference[column], color=colour, linestyle="--", linewidth=1, label=reference["model"])
-            axis.set_title(f"{category}: {column}")
-            axis.set_xlabel("training images seen")
-            axis.grid(alpha=0.3)
-        axes[row_index][0].legend(fontsize=7)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    return path

@@ -16,7 +16,6 @@ unfinished run from its last epoch and reuses the finished ones.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import logging
 import time
@@ -24,38 +23,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .curves import CURVE_COLUMNS, CURVE_METRICS, PeriodicTest, evaluate, read_curve, write_curve_chart
+from .charts import write_curve_chart, write_quality_chart
+from .curves import CURVE_COLUMNS, CURVE_METRICS, PeriodicTest, evaluate, read_curve
 from .memory import coreset_memory_guard
 from .models import MODEL_NAMES, ModelName, build_evaluator, build_model, count_parameters
-from .report import format_table
+from .report import write_csv, write_markdown
 from .settings import BenchSettings, default_texture_source, quiet
 
 __all__ = ["CSV_COLUMNS", "Quality"]
 
 logger = logging.getLogger(__name__)
 
-#: All CSV columns (the markdown table shows :attr:`Quality.COLUMNS`).
-CSV_COLUMNS = (
-    "model",
-    "category",
-    "seed",
-    "image_AUROC",
-    "pixel_AUROC",
-    "pixel_AP",
-    "pixel_AUPRO",
-    "fit_s",
-    "test_s",
+#: Columns of the markdown table; the CSV has them and the ones after.
+_SHOWN = (
+    "model", "category", "seed", "image_AUROC", "pixel_AUROC", "pixel_AP", "pixel_AUPRO", "fit_s", "test_s",
     "test_images_per_s",
-    "image_F1Score",
-    "epochs",
-    "image_size",
-    "train_images",
-    "test_images",
-    "params",
-    "setup_s",
-    "details",
+)  # fmt: skip
+CSV_COLUMNS = (
+    *_SHOWN, "image_F1Score", "epochs", "image_size", "train_images", "test_images", "params", "setup_s", "details",
     "dataset",
-)
+)  # fmt: skip
 #: anomalib metric name -> column.
 _METRIC_COLUMNS = {
     "image_AUROC": "image_AUROC",
@@ -90,18 +77,7 @@ class Quality(BenchSettings):
 
     NAME: ClassVar[str] = "quality"
     TITLE: ClassVar[str] = "quality: test metrics and timings"
-    COLUMNS: ClassVar[tuple[str, ...]] = (
-        "model",
-        "category",
-        "seed",
-        "image_AUROC",
-        "pixel_AUROC",
-        "pixel_AP",
-        "pixel_AUPRO",
-        "fit_s",
-        "test_s",
-        "test_images_per_s",
-    )
+    COLUMNS: ClassVar[tuple[str, ...]] = _SHOWN
 
     root: str = "../shared/data/mvtec_ad"
     category: str | list[str] = "bottle"
@@ -189,7 +165,11 @@ class Quality(BenchSettings):
             curve = None
             last = run_dir / "checkpoints" / "last.ckpt"
             if name in _TRAINED:
-                callbacks.append(ModelCheckpoint(dirpath=last.parent, save_last=True, every_n_epochs=1))
+                # every epoch, whatever the validation schedule: an interrupted run resumes from its last epoch
+                save = ModelCheckpoint(
+                    dirpath=last.parent, save_last=True, every_n_epochs=1, save_on_train_epoch_end=True
+                )
+                callbacks.append(save)
                 if self.eval_every:
                     labels = {"category": category, "model": name, "seed": seed}
                     curve = PeriodicTest(self.eval_every, run_dir / "curve.csv", labels)
@@ -279,82 +259,17 @@ class Quality(BenchSettings):
             + self.device
             + "."
         )
-        _write_csv(rows, out / "quality.csv")
-        _write_markdown(rows, out / "quality.md", header)
+        write_csv(rows, CSV_COLUMNS, out / "quality.csv")
+        write_markdown(rows, self.COLUMNS, out / "quality.md", header)
         title = f"{', '.join(categories)}: DRAEM epochs {self.epochs}, {self.image_size} px"
-        _write_chart(rows, out / "quality.png", title=title)
+        write_quality_chart(rows, out / "quality.png", title=title)
         written = [out / "quality.csv", out / "quality.md", out / "quality.png"]
         if self.eval_every:
             curves = [r for p in sorted((out / "runs").rglob("curve.csv")) for r in read_curve(p)]
             wanted = {(r["category"], r["model"], r["seed"]) for r in rows}
             curves = [r for r in curves if (r["category"], r["model"], r["seed"]) in wanted]
-            with (out / "learning_curves.csv").open("w", newline="", encoding="utf-8") as file:
-                writer = csv.DictWriter(file, fieldnames=CURVE_COLUMNS)
-                writer.writeheader()
-                writer.writerows(curves)
+            write_csv(curves, CURVE_COLUMNS, out / "learning_curves.csv")
             references = [{"category": r["category"], "model": r["model"], **r["raw"]} for r in rows if "raw" in r]
             write_curve_chart(curves, references, out / "learning_curves.png")
             written += [out / "learning_curves.csv", out / "learning_curves.png"]
         print("wrote " + ", ".join(map(str, written)))
-
-
-def _write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
-    """Write ``rows`` with :data:`CSV_COLUMNS` to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as file:
-        writer = csv.DictWriter(file, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def _write_markdown(rows: list[dict[str, Any]], path: Path, header: str = "") -> Path:
-    """Write the markdown table of :data:`COLUMNS` (with an optional header paragraph) to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = (header.rstrip() + "\n\n" if header else "") + format_table(rows, Quality.COLUMNS) + "\n"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def _write_chart(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path:
-    """Bar chart: per category, the four quality metrics of every model, and the fit seconds."""
-    import matplotlib as mpl
-
-    mpl.use("Agg")
-    import matplotlib.pyplot as plt
-
-    categories = list(dict.fromkeys(row["category"] for row in rows))
-    models = list(dict.fromkeys(row["model"] for row in rows))
-    metrics = ("image_AUROC", "pixel_AUROC", "pixel_AP", "pixel_AUPRO")
-    figure, axes = plt.subplots(
-        len(categories),
-        2,
-        figsize=(12, 3.6 * len(categories)),
-        squeeze=False,
-        gridspec_kw={"width_ratios": [3, 1]},
-    )
-    width = 0.8 / max(1, len(models))
-    for index, category in enumerate(categories):
-        by_model = {row["model"]: row for row in rows if row["category"] == category}
-        quality_axis, time_axis = axes[index]
-        for offset, model in enumerate(models):
-            row = by_model.get(model, {})
-            values = [row.get(metric, float("nan")) for metric in metrics]
-            positions = [m + (offset - (len(models) - 1) / 2) * width for m in range(len(metrics))]
-            bars = quality_axis.bar(positions, values, width, label=model)
-            quality_axis.bar_label(bars, fmt="%.2f", fontsize=7)
-        quality_axis.set_xticks(range(len(metrics)), metrics)
-        quality_axis.set_ylim(0, 1.1)
-        quality_axis.set_title(f"{category}: test metrics")
-        quality_axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(models))
-        fit = [by_model.get(model, {}).get("fit_s", float("nan")) for model in models]
-        time_axis.bar(range(len(models)), fit, color=[f"C{i}" for i in range(len(models))])
-        time_axis.set_xticks(range(len(models)), models, rotation=30, fontsize=8)
-        time_axis.set_title(f"{category}: fit seconds")
-    if title:
-        figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    return path

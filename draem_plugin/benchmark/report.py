@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import math
 import os
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["format_table", "machine_info", "print_report", "write_json"]
+__all__ = ["format_table", "machine_info", "print_report", "write_csv", "write_json", "write_markdown"]
 
 
 def machine_info(cuda: bool = False) -> dict[str, Any]:
@@ -114,4 +115,21 @@ def write_json(
         "rows": rows,
     }
     path.write_text(json.dumps(_jsonable(payload), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def write_csv(rows: list[dict[str, Any]], columns: Sequence[str], path: Path) -> Path:
+    """Write ``columns`` of ``rows`` to the CSV file ``path`` (parents created; other keys left out)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_markdown(rows: list[dict[str, Any]], columns: Sequence[str], path: Path, header: str = "") -> Path:
+    """Write the markdown table of ``columns`` (after an optional header paragraph) to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text((header.rstrip() + "\n\n" if header else "") + format_table(rows, columns) + "\n", encoding="utf-8")
     return path

@@ -10,7 +10,7 @@ from anomalib.data import MVTecAD
 from anomalib.engine import Engine
 from lightning.pytorch import seed_everything
 
-from draem_plugin.benchmark.curves import CURVE_COLUMNS, PeriodicTest, evaluate, read_curve, write_curve_chart
+from draem_plugin.benchmark.curves import CURVE_COLUMNS, PeriodicTest, evaluate, read_curve
 from draem_plugin.benchmark.models import build_evaluator, build_model
 
 
@@ -79,24 +79,3 @@ def test_evaluate_equals_anomalibs_metrics_on_raw_outputs(mvtec_root: Path, text
     theirs = engine.test(model, datamodule=datamodule, verbose=False)[0]
     for name in ("image_AUROC", "pixel_AUROC", "pixel_AUPR"):
         assert ours[name] == pytest.approx(theirs[name], abs=1e-6), name
-
-
-def test_chart_draws_curves_and_reference_lines(tmp_path: Path) -> None:
-    curves = [
-        {
-            "category": "bottle",
-            "model": m,
-            "seed": s,
-            "epoch": e,
-            "images_seen": 8 * e,
-            "image_AUROC": 0.5 + e / 10,
-            "pixel_AUROC": 0.6,
-            "pixel_AP": 0.1 * e,
-        }
-        for m in ("DraemPlugin", "Draem")
-        for s in (0, 1)
-        for e in (1, 2)
-    ]
-    references = [{"category": "bottle", "model": "Padim", "image_AUROC": 0.99, "pixel_AUROC": 0.98, "pixel_AP": 0.7}]
-    path = write_curve_chart(curves, references, tmp_path / "curves.png")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

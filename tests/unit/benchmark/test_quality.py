@@ -9,7 +9,7 @@ import pytest
 from anomalib.engine import Engine
 from support import BACKBONE
 
-from draem_plugin.benchmark.curves import CURVE_COLUMNS
+from draem_plugin.benchmark.curves import CURVE_COLUMNS, PeriodicTest
 from draem_plugin.benchmark.quality import CSV_COLUMNS, Quality
 
 
@@ -68,23 +68,33 @@ def test_an_interrupted_run_resumes_and_a_finished_one_is_reused(
     tmp_path: Path, textures: Path, mvtec_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "quality"
-    first = settings(mvtec_root, textures, out, models=["DraemPlugin"], eval_every=1).measure()
+    original_test = PeriodicTest.on_train_epoch_end
+
+    def killed_after_epoch_2(self: PeriodicTest, trainer: object, module: object) -> None:
+        original_test(self, trainer, module)
+        if trainer.current_epoch == 1:
+            raise KeyboardInterrupt  # as if the machine went down after epoch 2's evaluation, before its checkpoint
+
+    monkeypatch.setattr(PeriodicTest, "on_train_epoch_end", killed_after_epoch_2)
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        settings(mvtec_root, textures, out, models=["DraemPlugin"], epochs=3, eval_every=1).measure()
+    monkeypatch.setattr(PeriodicTest, "on_train_epoch_end", original_test)
     run = out / "runs" / "brick" / "DraemPlugin" / "seed0"
-    (run / "result.json").unlink()  # as if the process had been killed before the test
-    epochs_resumed: list[bool] = []
-    original = Engine.fit
+    assert (run / "checkpoints" / "last.ckpt").is_file() and not (run / "result.json").exists()
+    resumed_from: list[object] = []
+    original_fit = Engine.fit
 
     def recording_fit(self: Engine, *args: object, **kwargs: object) -> object:
-        epochs_resumed.append(kwargs.get("ckpt_path") is not None)
-        return original(self, *args, **kwargs)
+        resumed_from.append(kwargs.get("ckpt_path"))
+        return original_fit(self, *args, **kwargs)
 
     monkeypatch.setattr(Engine, "fit", recording_fit)
-    again = settings(mvtec_root, textures, out, models=["DraemPlugin"], eval_every=1).measure()
-    assert epochs_resumed == [True]
-    assert [r["epoch"] for r in read(run / "curve.csv")] == ["1", "2"]  # no evaluation measured twice
-    assert again[0]["image_AUROC"] == pytest.approx(first[0]["image_AUROC"], abs=1e-6)
-    epochs_resumed.clear()
-    settings(mvtec_root, textures, out, models=["DraemPlugin"], eval_every=1).measure()
-    assert epochs_resumed == []  # finished: reused, not trained again
-    with pytest.raises(ValueError, match=r"holds a run made with other settings \(epochs 2 -> 3\)"):
-        settings(mvtec_root, textures, out, models=["DraemPlugin"], eval_every=1, epochs=3).measure()
+    (row,) = settings(mvtec_root, textures, out, models=["DraemPlugin"], epochs=3, eval_every=1).measure()
+    assert resumed_from == [run / "checkpoints" / "last.ckpt"]
+    assert [r["epoch"] for r in read(run / "curve.csv")] == ["1", "2", "3"]  # no evaluation measured twice
+    assert 0.0 <= row["image_AUROC"] <= 1.0
+    resumed_from.clear()
+    settings(mvtec_root, textures, out, models=["DraemPlugin"], epochs=3, eval_every=1).measure()
+    assert resumed_from == []  # finished: reused, not trained again
+    with pytest.raises(ValueError, match=r"holds a run made with other settings \(epochs 3 -> 4\)"):
+        settings(mvtec_root, textures, out, models=["DraemPlugin"], eval_every=1, epochs=4).measure()
