@@ -14,7 +14,7 @@ from anomalib.data import Folder
 from anomalib.engine import Engine
 from PIL import Image
 
-from draem_plugin import DraemPlugin
+from draem_plugin import DraemPlugin, SurfaceDemo
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -118,6 +118,12 @@ def tiny_engine(root: Path, **kwargs: object) -> Engine:
     )
 
 
+def tiny_demo(root: Path, **kwargs: object) -> SurfaceDemo:
+    """The session's tiny SurfaceDemo category (``demo_root``: 64 px, 8 train, 4 good and 2 per defect type)."""
+    sizes = {"image_size": 64, "num_train": 8, "num_test_good": 4, "num_test_defect": 2}
+    return SurfaceDemo(root=root, **sizes, **{"train_batch_size": 4, "eval_batch_size": 8, "num_workers": 0, **kwargs})
+
+
 def tiny_model(**kwargs: object) -> DraemPlugin:
     """The tiny model, seeded, without the image visualiser (it only writes files)."""
     return DraemPlugin(**{**TINY, "seed": 0, "visualizer": False, **kwargs})
@@ -141,6 +147,7 @@ __all__ = [
     "noise",
     "save",
     "shared_path",
+    "tiny_demo",
     "tiny_engine",
     "tiny_model",
 ]

@@ -13,8 +13,9 @@ import torch
 from anomalib.data import ImageBatch
 from anomalib.engine import Engine
 from lightning.pytorch import Callback, seed_everything
+from support import tiny_demo
 
-from draem_plugin import DraemPlugin, SurfaceDemo
+from draem_plugin import DraemPlugin
 from draem_plugin.throughput import training_flops_per_image
 from draem_plugin.torch_model import DraemPluginModel
 
@@ -33,9 +34,7 @@ def train_losses(root: Path, out: Path, precision: str) -> list[float]:
     seed_everything(0)
     model = DraemPlugin(reconstructive_width=8, discriminative_width=8, image_size=64, score_filter_size=7, seed=0)
     recorder = LossRecorder()
-    datamodule = SurfaceDemo(
-        root=root, image_size=64, num_train=8, num_test_good=4, num_test_defect=2, train_batch_size=4, num_workers=0
-    )
+    datamodule = tiny_demo(root, train_batch_size=4, num_workers=0)
     engine = Engine(
         accelerator="cpu",
         precision=precision,

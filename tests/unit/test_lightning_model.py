@@ -9,7 +9,7 @@ import torch
 from anomalib.data import ImageBatch
 from anomalib.engine import Engine
 from lightning.pytorch import Trainer
-from support import TINY
+from support import TINY, tiny_demo
 from torchvision.transforms.v2 import Normalize, Resize
 
 from draem_plugin import DraemPlugin, SurfaceDemo
@@ -31,16 +31,7 @@ def tiny_engine(root: Path, **kwargs: object) -> Engine:
 
 
 def tiny_datamodule(root: Path) -> SurfaceDemo:
-    return SurfaceDemo(
-        root=root,
-        image_size=64,
-        num_train=8,
-        num_test_good=4,
-        num_test_defect=2,
-        train_batch_size=4,
-        eval_batch_size=8,
-        num_workers=0,
-    )
+    return tiny_demo(root, train_batch_size=4, eval_batch_size=8, num_workers=0)
 
 
 def test_defaults_follow_the_original_recipe() -> None:

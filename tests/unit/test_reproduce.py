@@ -6,9 +6,9 @@ import csv
 from pathlib import Path
 
 import pytest
-from support import TINY
+from support import TINY, tiny_demo
 
-from draem_plugin import DraemPlugin, SurfaceDemo, reproduce
+from draem_plugin import DraemPlugin, reproduce
 from draem_plugin.throughput import TRAIN_IMAGES_PER_SECOND, training_flops_per_image
 
 
@@ -23,15 +23,7 @@ def test_figures_come_from_the_logged_throughput_and_the_networks_alone(
     demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(reproduce, "network_images_per_second", lambda *args, **kwargs: 1000.0)
-    datamodule = SurfaceDemo(
-        root=demo_root,
-        image_size=64,
-        num_train=8,
-        num_test_good=4,
-        num_test_defect=2,
-        train_batch_size=4,
-        num_workers=0,
-    )
+    datamodule = tiny_demo(demo_root, train_batch_size=4, num_workers=0)
     model = DraemPlugin(**TINY, seed=0, evaluator=False, visualizer=False)
     _, figures = reproduce.fit_and_measure(
         model,

@@ -8,9 +8,9 @@ import pytest
 import torch
 from anomalib.engine import Engine
 from lightning.pytorch.loggers import CSVLogger
-from support import TINY
+from support import TINY, tiny_demo
 
-from draem_plugin import DraemPlugin, SurfaceDemo, throughput
+from draem_plugin import DraemPlugin, throughput
 from draem_plugin.throughput import network_images_per_second, peak_flops, throughput_monitor, training_flops_per_image
 
 
@@ -26,15 +26,7 @@ def test_lightnings_monitor_counts_the_images_of_anomalib_batches(demo_root: Pat
         num_sanity_val_steps=0,
         limit_val_batches=0,
     )
-    datamodule = SurfaceDemo(
-        root=demo_root,
-        image_size=64,
-        num_train=8,
-        num_test_good=4,
-        num_test_defect=2,
-        train_batch_size=3,
-        num_workers=0,
-    )
+    datamodule = tiny_demo(demo_root, train_batch_size=3, num_workers=0)
     engine.fit(DraemPlugin(**TINY, evaluator=False, visualizer=False), datamodule=datamodule)
     logged = engine.trainer.logged_metrics
     assert logged["train/samples"] == 3 * 8  # batches of 3, 3 and 2 images in each of 3 epochs

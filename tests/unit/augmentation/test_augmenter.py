@@ -22,20 +22,6 @@ def _gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _noise_image(seed: int, height: int = 40, width: int = 48) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-@pytest.fixture
-def texture_dir(tmp_path: Path) -> Path:
-    """A small folder of random colour textures, 64x64 (the size the augmenter tests run at)."""
-    folder = tmp_path / "textures"
-    folder.mkdir()
-    for i in range(6):
-        Image.fromarray(_noise_image(i, 64, 64)).save(folder / f"t{i}.png")
-    return folder
-
-
 @pytest.fixture
 def constant_texture(tmp_path: Path) -> Path:
     path = tmp_path / "grey.png"

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from support import noise
 
 from draem_plugin.augmentation.textures import TextureBank, procedural_textures
 from draem_plugin.data.images import IMAGE_EXTENSIONS
@@ -20,20 +21,6 @@ def _gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _noise_image(seed: int, height: int = 40, width: int = 48) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-@pytest.fixture
-def texture_dir(tmp_path: Path) -> Path:
-    """A small folder of random colour textures, 64x64 (the size the augmenter tests run at)."""
-    folder = tmp_path / "textures"
-    folder.mkdir()
-    for i in range(6):
-        Image.fromarray(_noise_image(i, 64, 64)).save(folder / f"t{i}.png")
-    return folder
-
-
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING]
 
@@ -42,7 +29,7 @@ def test_bank_loads_nested_dtd_layout(tmp_path: Path) -> None:
     for i, (cls, ext) in enumerate([("banded", "jpg"), ("banded", "JPG"), ("dotted", "png"), ("dotted", "jpeg")]):
         (tmp_path / "images" / cls).mkdir(parents=True, exist_ok=True)
         path = tmp_path / "images" / cls / f"{i}.{ext}"
-        Image.fromarray(_noise_image(i)).save(path, format="PNG" if ext == "png" else "JPEG")
+        Image.fromarray(noise(i)).save(path, format="PNG" if ext == "png" else "JPEG")
     (tmp_path / "images" / "labels.txt").write_text("not an image")
     bank = TextureBank(tmp_path / "images", size=(32, 24))
     assert len(bank) == 4
@@ -81,8 +68,8 @@ def test_bank_grayscale_rgba_and_16_bit(tmp_path: Path) -> None:
 
 def test_bank_accepts_tiny_images_with_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     for i in range(3):
-        Image.fromarray(_noise_image(i, 8, 8)).save(tmp_path / f"tiny{i}.png")
-    Image.fromarray(_noise_image(9)).save(tmp_path / "big.png")
+        Image.fromarray(noise(i, 8, 8)).save(tmp_path / f"tiny{i}.png")
+    Image.fromarray(noise(9)).save(tmp_path / "big.png")
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         bank = TextureBank(tmp_path, size=64)
     assert len(bank) == 4 and bank.images.shape[-2:] == (64, 64)
@@ -92,15 +79,15 @@ def test_bank_accepts_tiny_images_with_one_warning(tmp_path: Path, caplog: pytes
 
 
 def test_bank_single_file(tmp_path: Path) -> None:
-    Image.fromarray(_noise_image(0)).save(tmp_path / "one.bmp")
-    Image.fromarray(_noise_image(1)).save(tmp_path / "other.png")
+    Image.fromarray(noise(0)).save(tmp_path / "one.bmp")
+    Image.fromarray(noise(1)).save(tmp_path / "other.png")
     bank = TextureBank(tmp_path / "one.bmp", size=32)
     assert len(bank) == 1
 
 
 def test_bank_skips_corrupt_files_with_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    Image.fromarray(_noise_image(0)).save(tmp_path / "good.jpg")
-    Image.fromarray(_noise_image(1)).save(tmp_path / "good.png")
+    Image.fromarray(noise(0)).save(tmp_path / "good.jpg")
+    Image.fromarray(noise(1)).save(tmp_path / "good.png")
     (tmp_path / "truncated.jpg").write_bytes((tmp_path / "good.jpg").read_bytes()[:200])
     (tmp_path / "garbage.png").write_bytes(b"definitely not a png")
     with caplog.at_level(logging.WARNING, logger=LOGGER):

@@ -8,9 +8,9 @@ import pytest
 import torch
 from anomalib.engine import Engine
 from lightning.pytorch import Callback
-from support import TINY
+from support import TINY, tiny_demo
 
-from draem_plugin import DraemPlugin, SurfaceDemo
+from draem_plugin import DraemPlugin
 
 
 class Validations(Callback):
@@ -34,15 +34,7 @@ class Validations(Callback):
 def test_training_ends_with_a_validation_a_checkpoint_and_thresholds(
     demo_root: Path, tmp_path: Path, schedule: dict, steps: list[int]
 ) -> None:
-    datamodule = SurfaceDemo(
-        root=demo_root,
-        image_size=64,
-        num_train=8,
-        num_test_good=4,
-        num_test_defect=2,
-        train_batch_size=4,
-        num_workers=0,
-    )
+    datamodule = tiny_demo(demo_root, train_batch_size=4, num_workers=0)
     model = DraemPlugin(**TINY, seed=0, visualizer=False)
     validations = Validations()
     engine = Engine(

@@ -5,30 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from draem_plugin.data import SurfaceDemo, build_surface_demo
+from draem_plugin.data import SurfaceDemo
 from draem_plugin.data.surface_demo import build, render
 
-#: Tiny build parameters: 64 px, 4 train, 3 good test and 2 images per defect type.
 SMALL = {"image_size": 64, "num_train": 4, "num_test_good": 3, "num_test_defect": 2}
-
-
-def load(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image)
-
-
-def files(folder: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
-
-
-@pytest.fixture(scope="module")
-def brick(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_surface_demo(tmp_path_factory.mktemp("surface_demo"), "brick", **SMALL)
 
 
 def test_datamodule_builds_and_loads(tmp_path: Path) -> None:
