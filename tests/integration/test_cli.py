@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from support import REPO
 
 BIN = Path(sys.executable).parent
 
@@ -148,3 +150,17 @@ def test_anomalib_fit_with_a_yaml_config(demo_root: Path, tmp_path: Path) -> Non
     assert "lr: 0.0002" in printed.stdout
     result = run([str(BIN / "anomalib"), "fit", "--config", str(config), "--default_root_dir", str(tmp_path)], tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["draem_plugin.yaml", "draem_plugin_cpu.yaml", "draem_plugin_demo.yaml"])
+def test_every_shipped_config_parses_with_its_stated_settings(name: str, tmp_path: Path) -> None:
+    path = REPO / "configs" / name
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    printed = run([str(BIN / "anomalib"), "train", "--config", str(path), "--print_config"], tmp_path)
+    assert printed.returncode == 0, printed.stderr[-3000:]
+    parsed = yaml.safe_load(printed.stdout[printed.stdout.index("seed_everything") :])
+    assert parsed["model"]["class_path"] == "draem_plugin.DraemPlugin"
+    for key, value in config["model"]["init_args"].items():
+        assert parsed["model"]["init_args"][key] == value, key
+    assert parsed["trainer"]["max_epochs"] == config["trainer"]["max_epochs"]
