@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import torch
 
 from .memory import coreset_memory_guard
-from .models import MODEL_NAMES, ModelName, build_model, count_parameters
+from .models import ModelName, build_model, chosen_models, count_parameters
 from .settings import TimedSettings, default_texture_source, quiet
 from .timing import summarise, time_alternately
 
@@ -71,11 +71,7 @@ class Infer(TimedSettings):
 
     def measure(self) -> list[dict[str, Any]]:
         """Time inference of ``models``; one row per model."""
-        names = list(self.models or MODEL_NAMES)
-        unknown = [name for name in names if name not in MODEL_NAMES]
-        if unknown:
-            msg = f"unknown model(s) {unknown}; choose from {list(MODEL_NAMES)}."
-            raise ValueError(msg)
+        names = chosen_models(self.models)
         dev = self.torch_device()
         needs_source = any(name in ("DraemPlugin", "Draem") for name in names)
         texture_source = default_texture_source(self.source) if needs_source else None

@@ -22,6 +22,7 @@ __all__ = [
     "ModelName",
     "build_evaluator",
     "build_model",
+    "chosen_models",
     "count_parameters",
 ]
 
@@ -36,6 +37,20 @@ _ALL_METRICS = (*METRIC_NAMES, "pixel_F1Score")
 
 #: PaDiM's ``n_features`` for backbones anomalib has no default for (timm names with a pretrained tag).
 _PADIM_FEATURES = {"resnet18": 100, "wide_resnet50_2": 550}
+
+
+def chosen_models(models: Sequence[str] | None) -> list[str]:
+    """The models a subcommand runs: ``models``, or all of :data:`MODEL_NAMES` when none are given.
+
+    Raises:
+        ValueError: if a name is not one of :data:`MODEL_NAMES`.
+    """
+    names = list(models or MODEL_NAMES)
+    unknown = [name for name in names if name not in MODEL_NAMES]
+    if unknown:
+        msg = f"unknown model(s) {unknown}; choose from {list(MODEL_NAMES)}."
+        raise ValueError(msg)
+    return names
 
 
 def build_evaluator(names: Sequence[str] = METRIC_NAMES) -> Any:

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from .charts import write_curve_chart, write_quality_chart
 from .curves import CURVE_COLUMNS, CURVE_METRICS, PeriodicTest, evaluate, read_curve
 from .memory import coreset_memory_guard
-from .models import MODEL_NAMES, ModelName, build_evaluator, build_model, count_parameters
+from .models import ModelName, build_evaluator, build_model, chosen_models, count_parameters
 from .report import write_csv, write_markdown
 from .settings import BenchSettings, default_texture_source, quiet
 
@@ -95,11 +95,7 @@ class Quality(BenchSettings):
 
     def measure(self) -> list[dict[str, Any]]:
         """Fit and test every model on every category for every seed; one row each. Also writes the files."""
-        names = list(self.models or MODEL_NAMES)
-        unknown = [name for name in names if name not in MODEL_NAMES]
-        if unknown:
-            msg = f"unknown model(s) {unknown}; choose from {list(MODEL_NAMES)}."
-            raise ValueError(msg)
+        names = chosen_models(self.models)
         if self.epochs < 1:
             msg = f"epochs must be at least 1, got {self.epochs}."
             raise ValueError(msg)

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from draem_plugin import DraemPlugin
-from draem_plugin.benchmark.models import build_evaluator, build_model, count_parameters, padim_features
+from draem_plugin.benchmark.models import (
+    MODEL_NAMES,
+    build_evaluator,
+    build_model,
+    chosen_models,
+    count_parameters,
+    padim_features,
+)
 
 
 def test_both_draems_have_the_same_size_at_equal_widths(textures: Path) -> None:
@@ -37,3 +44,10 @@ def test_evaluator_and_defaults() -> None:
         build_model("Draem")
     with pytest.raises(ValueError, match="unknown model 'Fastflow'"):
         build_model("Fastflow")
+
+
+def test_chosen_models_default_to_all_and_name_the_unknown_ones() -> None:
+    assert chosen_models(None) == list(MODEL_NAMES) == ["DraemPlugin", "Draem", "Patchcore", "Padim"]
+    assert chosen_models(["Padim", "Draem"]) == ["Padim", "Draem"]
+    with pytest.raises(ValueError, match=r"unknown model\(s\) \['Fastflow'\]; choose from"):
+        chosen_models(["Draem", "Fastflow"])
