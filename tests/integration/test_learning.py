@@ -1,13 +1,18 @@
 """Learning test: the CPU demo preset trained on SurfaceDemo detects and localises its defects.
 
-The preset is read from ``configs/draem_plugin_demo.yaml`` so this checks the configuration the README runs.
-Bars were set from measured runs with a margin for CPU non-determinism: this seed (0) reaches image AUROC 0.88 and
-pixel AUROC 0.93; seeds 1-3 reach 0.80-0.93 and 0.85-0.89, and an untrained model (widths 16/16) 0.61-0.72 and
-0.55-0.59, so the pixel AUROC is the clearer sign of learning (checked against the untrained model here too).
+The preset is read from ``configs/draem_plugin_demo.yaml`` so this checks the configuration the README runs. Training
+runs on one torch thread, where the same seed gives the same run to the bit (tests/integration/test_determinism.py),
+so the measured figures below are what this test sees on an AVX2 CPU; another instruction set rounds differently,
+and after 256 steps that moves the metrics about as much as a new seed does. Measured (README data, 1 thread,
+AMD EPYC): seed 0, the one trained here, reaches image AUROC 0.854 and pixel AUROC 0.884; seeds 1-3 reach
+0.934 / 0.863, 0.758 / 0.796 and 0.883 / 0.923. The bars (0.8, 0.85) sit below seed 0 and above an untrained
+model, which is also checked here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,11 +59,22 @@ def test_untrained_preset_is_below_the_bar(tmp_path: Path, demo_data: Path) -> N
     assert metrics["pixel_AUROC"] < PIXEL_AUROC_BAR - 0.1, metrics
 
 
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def train_and_test(tmp_path: Path, root: Path, **trainer_overrides: object) -> dict:
     model, datamodule, engine, config = build(tmp_path, root, **trainer_overrides)
     assert config["data"]["class_path"] == "SurfaceDemo"
-    engine.fit(model, datamodule=datamodule)
-    return engine.test(model, datamodule=datamodule)[0]
+    with one_torch_thread():
+        engine.fit(model, datamodule=datamodule)
+        return engine.test(model, datamodule=datamodule)[0]
 
 
 @pytest.fixture(scope="module")
