@@ -242,6 +242,7 @@ ORIGINAL_COLUMNS = (
     "paper_pixel_AP",
     "anomalib_image_AUROC",
     "anomalib_pixel_AUROC",
+    "test_images",
     "seconds",
 )
 
@@ -258,7 +259,7 @@ def evaluate_original_weights(
     """Import every released pair under ``weights`` and test it on its category of ``root``; a table beside the paper.
 
     Inference only (it runs on a CPU too). The metrics are in percent, as the paper's; ``seconds`` is the wall time
-    of each category's import and test.
+    of each category's import and test (``test_images`` images).
     """
     from anomalib.data import MVTecAD
     from anomalib.engine import Engine
@@ -294,6 +295,7 @@ def evaluate_original_weights(
                 "paper_pixel_AP": paper[2],
                 "anomalib_image_AUROC": 100 * metrics["image_AUROC"],
                 "anomalib_pixel_AUROC": 100 * metrics.get("pixel_AUROC", float("nan")),
+                "test_images": len(datamodule.test_data),
                 "seconds": time.perf_counter() - start,
             }
         )

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from original_reference import OriginalDiscriminative, OriginalReconstructive, randomised, save_original
+from support import shared_path
 from workflow import data_args, run_cli
 
 BIN = Path(sys.executable).parent
@@ -114,3 +115,19 @@ def test_reproduce_evaluates_every_category_with_weights(
     assert 0 <= row["image_AUROC"] <= 100 and 0 <= row["pixel_AP"] <= 100
     assert row["paper_image_AUROC"] != row["paper_image_AUROC"]  # brick is no MVTec category: no paper figure (NaN)
     assert "| category | image_AUROC | paper_image_AUROC |" in result.stdout
+
+
+@pytest.mark.slow
+def test_reproduce_evaluates_the_real_mvtec_bottle_beside_the_paper(tmp_path: Path) -> None:
+    root = shared_path("data", "mvtec_ad")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    save_original(randomised(OriginalReconstructive(8), 1), randomised(OriginalDiscriminative(4), 2), weights, "bottle")
+    out = tmp_path / "out"
+    command = [str(BIN / "draem-reproduce"), "--root", str(root), "--original_weights", str(weights)]
+    result = run([*command, "--accelerator", "cpu", "--num_workers", "0", "--output_dir", str(out)], tmp_path)
+    (row,) = json.loads((out / "original_weights.json").read_text())
+    assert row["category"] == "bottle" and row["test_images"] == 83
+    assert (row["paper_image_AUROC"], row["paper_pixel_AUROC"], row["paper_pixel_AP"]) == (99.2, 99.1, 86.5)
+    assert 0 <= row["pixel_AUROC"] <= 100
+    assert "| bottle |" in result.stdout
