@@ -131,3 +131,14 @@ def test_reproduce_evaluates_the_real_mvtec_bottle_beside_the_paper(tmp_path: Pa
     assert (row["paper_image_AUROC"], row["paper_pixel_AUROC"], row["paper_pixel_AP"]) == (99.2, 99.1, 86.5)
     assert 0 <= row["pixel_AUROC"] <= 100
     assert "| bottle |" in result.stdout
+    checkpoint = tmp_path / "bottle.ckpt"
+    pair = sorted(str(path) for path in weights.iterdir())  # <run>_bottle_.pckl, <run>_bottle__seg.pckl
+    run([str(BIN / "draem-import-original"), "--reconstructive", pair[0], "--discriminative", pair[1], "--output",
+         str(checkpoint)], tmp_path)  # fmt: skip
+    tested = run_cli(
+        ["test", "--model", "DraemPlugin", "--ckpt_path", str(checkpoint), "--data", "MVTecAD", "--data.root",
+         str(root), "--data.category", "bottle", "--data.num_workers", "0", "--trainer.accelerator", "cpu",
+         "--default_root_dir", str(tmp_path / "cli")],
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert "image_AUROC" in tested.stdout and "pixel_AUROC" in tested.stdout
