@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from support import REPO
+from workflow import data_args
 
 BIN = Path(sys.executable).parent
 
@@ -21,40 +22,10 @@ def run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedP
 
 
 def tiny_args(demo_root: Path, out: Path) -> list[str]:
-    return [
-        "--model.reconstructive_width",
-        "4",
-        "--model.discriminative_width",
-        "4",
-        "--model.image_size",
-        "[64,64]",
-        "--model.score_filter_size",
-        "7",
-        "--data",
-        "SurfaceDemo",
-        "--data.root",
-        str(demo_root),
-        "--data.image_size",
-        "64",
-        "--data.num_train",
-        "8",
-        "--data.num_test_good",
-        "4",
-        "--data.num_test_defect",
-        "2",
-        "--data.train_batch_size",
-        "4",
-        "--data.eval_batch_size",
-        "8",
-        "--data.num_workers",
-        "0",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--default_root_dir",
-        str(out),
-    ]
+    """Tiny DraemPlugin widths and sizes on the tiny SurfaceDemo, CPU, no progress bar, results under ``out``."""
+    model = ["--model.reconstructive_width", "4", "--model.discriminative_width", "4", "--model.image_size", "[64,64]"]
+    trainer = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--default_root_dir", str(out)]
+    return [*model, "--model.score_filter_size", "7", *data_args(demo_root), *trainer]
 
 
 def test_plain_python_does_not_import_the_plugin_or_torch(tmp_path: Path) -> None:
