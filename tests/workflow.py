@@ -34,6 +34,14 @@ def run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.Comple
     return result
 
 
+def export_torch(checkpoint: Path, out: Path, cwd: Path) -> Path:
+    """``anomalib export --export_type torch`` of ``checkpoint`` under ``out``; the exported ``model.pt``."""
+    args = ["export", "--model", "DraemPlugin", "--ckpt_path", str(checkpoint), "--export_type", "torch"]
+    run_cli([*args, "--default_root_dir", str(out)], cwd=cwd)
+    (exported,) = Path(out).rglob("weights/torch/model.pt")
+    return exported
+
+
 def model_args() -> list[str]:
     return [
         "--model",

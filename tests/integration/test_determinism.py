@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from support import REPO
-from workflow import logged_test_metrics, run_cli
+from workflow import export_torch, logged_test_metrics, run_cli
 
 #: The demo config, shrunk: 2 epochs on 16 training images at 64 px (its seed, widths and schedule kept). The config
 #: validates only after its last epoch (check_val_every_n_epoch is its max_epochs), so 2 epochs never validate on
@@ -66,18 +66,5 @@ def test_two_runs_of_the_demo_config_give_the_same_metrics(tmp_path: Path, monke
     (checkpoint,) = {path.resolve() for path in (tmp_path / "first").rglob("weights/lightning/model.ckpt")}
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     assert torch.isfinite(state["post_processor._image_threshold"])
-    run_cli(
-        [
-            "export",
-            "--model",
-            "DraemPlugin",
-            "--ckpt_path",
-            str(checkpoint),
-            "--export_type",
-            "torch",
-            "--default_root_dir",
-            str(tmp_path / "export"),
-        ],
-        cwd=tmp_path,
-    )
-    assert list((tmp_path / "export").rglob("model.pt"))
+    exported = export_torch(checkpoint, tmp_path / "export", cwd=tmp_path)
+    assert exported.is_file()

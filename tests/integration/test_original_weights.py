@@ -12,7 +12,7 @@ import pytest
 import torch
 from original_reference import OriginalDiscriminative, OriginalReconstructive, randomised, save_original
 from support import shared_path
-from workflow import data_args, run_cli
+from workflow import data_args, export_torch, run_cli
 
 BIN = Path(sys.executable).parent
 
@@ -68,21 +68,7 @@ def test_import_then_anomalib_test_and_export(released: tuple[Path, Path], demo_
     )
     for metric in ("image_AUROC", "pixel_AUROC", "original_image_AUROC", "original_pixel_AP"):
         assert metric in tested.stdout
-    run_cli(
-        [
-            "export",
-            "--model",
-            "DraemPlugin",
-            "--ckpt_path",
-            str(checkpoint),
-            "--export_type",
-            "torch",
-            "--default_root_dir",
-            str(tmp_path),
-        ],
-        cwd=tmp_path,
-    )
-    (exported,) = tmp_path.rglob("weights/torch/model.pt")
+    exported = export_torch(checkpoint, tmp_path, cwd=tmp_path)
     loaded = torch.load(exported, map_location="cpu", weights_only=False)
     assert loaded["model"].model.reconstructive_subnetwork.encoder[0][0].out_channels == 8
 
