@@ -1,0 +1,70 @@
+"""Where a trained DRÆM's errors are: image AUROC per filter size; per defect type, pixel AUROC and reconstruction.
+
+One inference pass over an MVTec-layout test split with a checkpoint of a ``draem-bench quality`` run (DraemPlugin or
+anomalib's Draem at the run's widths and size), raw outputs, no post-processor. ``restored`` is the mean
+|reconstruction - input| on a type's defect pixels over its mean on good pixels: near 1, the reconstructive network
+reproduces the defect instead of restoring the normal surface, and the discriminator has little to compare.
+
+Usage (the run's settings; anomalib's Draem needs --source to be built offline):
+    python docs/measure_maps.py results/draem_bench/curves_bottle/runs/bottle/DraemPlugin/seed0/checkpoints/last.ckpt \
+        --root ../shared/data/mvtec_ad --category bottle --model DraemPlugin --image_size 128 \
+        --reconstructive_width 16 --discriminative_width 32 --source ../shared/data/textures/dtd_lowres
+"""
+
+import argparse
+from pathlib import Path
+
+import torch
+from anomalib.data import MVTecAD
+from torchmetrics.functional.classification import binary_auroc
+
+from draem_plugin.anomaly_map import image_score
+from draem_plugin.benchmark.models import build_model
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("checkpoint")
+parser.add_argument("--root", required=True)
+parser.add_argument("--category", required=True)
+parser.add_argument("--model", default="DraemPlugin", choices=["DraemPlugin", "Draem"])
+parser.add_argument("--image_size", type=int, default=128)
+parser.add_argument("--reconstructive_width", type=int, default=16)
+parser.add_argument("--discriminative_width", type=int, default=32)
+parser.add_argument("--source")
+args = parser.parse_args()
+name, category = args.model, args.category
+model = build_model(
+    name,
+    image_size=args.image_size,
+    reconstructive_width=args.reconstructive_width,
+    discriminative_width=args.discriminative_width,
+    source=args.source,
+    visualizer=False,
+)
+state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)  # a Lightning checkpoint of the run
+model.load_state_dict(state["state_dict"], strict=False)
+model.eval()
+datamodule = MVTecAD(root=args.root, category=category, eval_batch_size=16, num_workers=0)
+datamodule.setup("test")
+maps, masks, changes, types = [], [], [], []
+with torch.no_grad():
+    for batch in datamodule.test_dataloader():
+        image, mask = model.pre_processor.transform(batch.image, batch.gt_mask)
+        maps.append(model.model(image).anomaly_map.reshape(len(image), *image.shape[-2:]))
+        changes.append((model.model.reconstructive_subnetwork(image) - image).abs().mean(dim=1))
+        masks.append(mask.reshape(len(image), *image.shape[-2:]) > 0.5)
+        types += [Path(path).parent.name for path in batch.image_path]
+maps, masks, changes = torch.cat(maps), torch.cat(masks), torch.cat(changes)
+labels = torch.tensor([kind != "good" for kind in types]).int()
+pixel_auroc = binary_auroc(maps.flatten(), masks.flatten().int())
+print(f"{name} after epoch {state['epoch'] + 1}, {category}: pixel AUROC {pixel_auroc:.4f}")
+print(" ".join(f"filter {k}: {binary_auroc(image_score(maps, k), labels):.4f}" for k in (1, 5, 7, 11, 15, 21, 31)))
+normal, normal_change = maps[~masks], changes[~masks].mean()
+print(f"good pixels above 0.5: {(normal > 0.5).float().mean():.4f}")
+for kind in sorted(set(types) - {"good"}):
+    chosen = torch.tensor([t == kind for t in types])
+    defect = maps[chosen][masks[chosen]]
+    scores = torch.cat([defect, normal])
+    target = torch.cat([torch.ones_like(defect), torch.zeros_like(normal)]).int()
+    auroc, restored = binary_auroc(scores, target), changes[chosen][masks[chosen]].mean() / normal_change
+    print(f"{kind}: {int(chosen.sum())} images, its defect pixels against all good pixels: AUROC {auroc:.4f}, ", end="")
+    print(f"restored {restored:.2f}")

@@ -1,0 +1,43 @@
+"""The measurement scripts under docs/ run on a tiny MVTec-layout set and print what docs/benchmarks.md quotes."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from anomalib.data import MVTecAD
+from support import REPO
+
+from draem_plugin.benchmark.curves import evaluate
+from draem_plugin.benchmark.models import build_model
+
+
+def test_measure_maps_prints_filters_and_defect_types(mvtec_root: Path, textures: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build_model("DraemPlugin", image_size=64, reconstructive_width=4, discriminative_width=4, visualizer=False)
+    checkpoint = tmp_path / "last.ckpt"
+    torch.save({"state_dict": model.state_dict(), "epoch": 2}, checkpoint)
+    args = ["--root", str(mvtec_root), "--category", "brick", "--image_size", "64"]
+    args += ["--reconstructive_width", "4", "--discriminative_width", "4", "--source", str(textures)]
+    result = subprocess.run(
+        [sys.executable, str(REPO / "docs" / "measure_maps.py"), str(checkpoint), *args],
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    datamodule = MVTecAD(root=mvtec_root, category="brick", eval_batch_size=16, num_workers=0)
+    datamodule.setup("test")
+    expected = evaluate(model, datamodule)["pixel_AUROC"]
+    pixel = float(re.search(r"after epoch 3, brick: pixel AUROC ([0-9.]+)", out).group(1))
+    assert abs(pixel - expected) < 1e-3
+    assert len(re.findall(r"filter \d+: [01]\.\d{4}", out)) == 7
+    kinds = sorted(p.name for p in (mvtec_root / "brick" / "test").iterdir() if p.name != "good")
+    assert re.findall(r"^(\w+): 2 images, its defect pixels", out, re.MULTILINE) == kinds
