@@ -12,6 +12,7 @@ Usage (the run's settings; anomalib's Draem needs --source to be built offline):
 """
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
@@ -41,7 +42,13 @@ model = build_model(
     visualizer=False,
 )
 state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)  # a Lightning checkpoint of the run
-model.load_state_dict(state["state_dict"], strict=False)
+missing = [
+    key for key in model.load_state_dict(state["state_dict"], strict=False).missing_keys if key.startswith("model.")
+]
+if missing:
+    sys.exit(
+        f"{args.checkpoint} lacks {len(missing)} network weights of {name} (e.g. {missing[0]}); pass the run's --model."
+    )
 model.eval()
 datamodule = MVTecAD(root=args.root, category=category, eval_batch_size=16, num_workers=0)
 datamodule.setup("test")

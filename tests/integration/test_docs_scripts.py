@@ -41,3 +41,20 @@ def test_measure_maps_prints_filters_and_defect_types(mvtec_root: Path, textures
     assert len(re.findall(r"filter \d+: [01]\.\d{4}", out)) == 7
     kinds = sorted(p.name for p in (mvtec_root / "brick" / "test").iterdir() if p.name != "good")
     assert re.findall(r"^(\w+): 2 images, its defect pixels", out, re.MULTILINE) == kinds
+
+
+def test_measure_maps_refuses_a_checkpoint_without_the_networks(mvtec_root: Path, tmp_path: Path) -> None:
+    checkpoint = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"model.unrelated": torch.zeros(1)}, "epoch": 0}, checkpoint)
+    args = [str(checkpoint), "--root", str(mvtec_root), "--category", "brick", "--image_size", "64"]
+    result = subprocess.run(
+        [sys.executable, str(REPO / "docs" / "measure_maps.py"), *args],
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "network weights of DraemPlugin" in result.stderr
+    assert "pass the run's --model" in result.stderr
