@@ -16,6 +16,15 @@ from draem_plugin.benchmark.curves import evaluate
 from draem_plugin.benchmark.models import build_model
 
 
+def measure_maps(args: list[str]) -> subprocess.CompletedProcess:
+    """Run ``docs/measure_maps.py`` with ``args``; its exit status and output."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    script = str(REPO / "docs" / "measure_maps.py")
+    return subprocess.run(
+        [sys.executable, script, *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
 def test_measure_maps_prints_filters_and_defect_types(mvtec_root: Path, textures: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = build_model("DraemPlugin", image_size=64, reconstructive_width=4, discriminative_width=4, visualizer=False)
@@ -23,14 +32,7 @@ def test_measure_maps_prints_filters_and_defect_types(mvtec_root: Path, textures
     torch.save({"state_dict": model.state_dict(), "epoch": 2}, checkpoint)
     args = ["--root", str(mvtec_root), "--category", "brick", "--image_size", "64"]
     args += ["--reconstructive_width", "4", "--discriminative_width", "4", "--source", str(textures)]
-    result = subprocess.run(
-        [sys.executable, str(REPO / "docs" / "measure_maps.py"), str(checkpoint), *args],
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = measure_maps([str(checkpoint), *args])
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     datamodule = MVTecAD(root=mvtec_root, category="brick", eval_batch_size=16, num_workers=0)
@@ -47,14 +49,7 @@ def test_measure_maps_refuses_a_checkpoint_without_the_networks(mvtec_root: Path
     checkpoint = tmp_path / "other.ckpt"
     torch.save({"state_dict": {"model.unrelated": torch.zeros(1)}, "epoch": 0}, checkpoint)
     args = [str(checkpoint), "--root", str(mvtec_root), "--category", "brick", "--image_size", "64"]
-    result = subprocess.run(
-        [sys.executable, str(REPO / "docs" / "measure_maps.py"), *args],
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = measure_maps(args)
     assert result.returncode == 1
     assert "network weights of DraemPlugin" in result.stderr
     assert "pass the run's --model" in result.stderr
