@@ -138,8 +138,9 @@ def test_reproduce_command_runs_and_resumes(demo_root: Path, tmp_path: Path) -> 
     figures = json.loads((out / "reproduce.json").read_text())
     assert figures["epochs_done"] == 2
     assert figures["train_tflop_per_image"] == round(training_flops_per_image(4, 4, 64) / 1e12, 4)
+    # Tiny networks time noisily: the loop may beat the networks-only rate, and the share then floors at 0.
     assert figures["share_outside_networks"] == pytest.approx(
-        1 - figures["train_images_per_second"] / figures["network_images_per_second"], abs=2e-3
+        max(0.0, 1 - figures["train_images_per_second"] / figures["network_images_per_second"]), abs=2e-3
     )
     for key in ("image_AUROC", "pixel_AUROC", "pixel_AUPR", "pixel_AUPRO"):
         assert 0.0 <= figures[key] <= 1.0

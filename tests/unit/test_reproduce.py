@@ -45,3 +45,26 @@ def test_figures_come_from_the_logged_throughput_and_the_networks_alone(
     assert figures["mfu"] == pytest.approx(flops * images_per_second / 1e12, rel=1e-3, abs=1e-4)
     assert figures["network_images_per_second"] == 1000.0
     assert figures["share_outside_networks"] == pytest.approx(1 - images_per_second / 1000.0, abs=1e-3)
+
+
+def test_a_loop_faster_than_the_networks_alone_floors_the_share_at_zero_with_a_warning(
+    demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(reproduce, "network_images_per_second", lambda *args, **kwargs: 0.5)
+    datamodule = tiny_demo(demo_root, train_batch_size=4, num_workers=0)
+    model = DraemPlugin(**TINY, seed=0, evaluator=False, visualizer=False)
+    with caplog.at_level("WARNING", logger=reproduce.__name__):
+        _, figures = reproduce.fit_and_measure(
+            model,
+            datamodule,
+            tmp_path,
+            peak_tflops=1.0,
+            accelerator="cpu",
+            max_epochs=1,
+            enable_progress_bar=False,
+            num_sanity_val_steps=0,
+            limit_val_batches=0,
+        )
+    assert figures["train_images_per_second"] > figures["network_images_per_second"]
+    assert figures["share_outside_networks"] == 0.0
+    assert "share_outside_networks is reported as 0" in caplog.text
