@@ -1,12 +1,13 @@
 """Learning test: the CPU demo preset trained on SurfaceDemo detects and localises its defects.
 
 The preset is read from ``configs/draem_plugin_demo.yaml`` so this checks the configuration the README runs. Training
-runs on one torch thread, where the same seed gives the same run to the bit (tests/integration/test_determinism.py),
-so the measured figures below are what this test sees on an AVX2 CPU; another instruction set rounds differently,
-and after 256 steps that moves the metrics about as much as a new seed does. Measured (README data, 1 thread,
-AMD EPYC): seed 0, the one trained here, reaches image AUROC 0.854 and pixel AUROC 0.884; seeds 1-3 reach
-0.934 / 0.863, 0.758 / 0.796 and 0.883 / 0.923. The bars (0.8, 0.85) sit below seed 0 and above an untrained
-model, which is also checked here.
+runs on two torch threads, what README command 1 uses on this project's 2-core machines; the same seed and thread
+count give the same run to the bit (tests/integration/test_determinism.py), so the figures below are what this test
+sees on an AVX2 CPU. Another thread count or instruction set rounds differently, and after 448 steps that moves the
+metrics about as much as a new seed does. Measured (README data, AMD EPYC, 2 threads): seed 0, the one trained
+here, reaches image AUROC 0.945 and pixel AUROC 0.909; seeds 1-3 reach 0.947 / 0.917, 0.965 / 0.928 and
+0.941 / 0.860. Seed 0 on one thread reaches 0.861 / 0.831, which is why the thread count is fixed. The bars (0.9,
+0.85) sit below every 2-thread seed and above an untrained model, which is also checked here.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from support import REPO
 from draem_plugin import DraemPlugin, SurfaceDemo
 
 CONFIG = REPO / "configs" / "draem_plugin_demo.yaml"
-IMAGE_AUROC_BAR = 0.8
+IMAGE_AUROC_BAR = 0.9
 PIXEL_AUROC_BAR = 0.85
 
 
@@ -33,8 +34,9 @@ def demo_preset() -> dict:
     return yaml.safe_load(CONFIG.read_text())
 
 
-#: bf16-mixed against fp32 on the demo, seed 0 (measured: 0.051 pixel, 0.061 image; between fp32 seeds the metrics
-#: spread over 0.08 pixel and 0.13 image AUROC, so rounding differences move them about as much as a new seed).
+#: bf16-mixed against fp32 on the demo, seed 0 (measured on a Xeon with the earlier 96 px preset: 0.051 pixel, 0.061
+#: image; not re-measured for this preset, no CPU here has native bf16). Between fp32 runs of this preset the metrics
+#: spread over 0.10 pixel and 0.10 image AUROC, so rounding differences move them about as much as a new seed.
 BF16_TOLERANCE = {"pixel_AUROC": 0.1, "image_AUROC": 0.1}
 
 
@@ -59,10 +61,14 @@ def test_untrained_preset_is_below_the_bar(tmp_path: Path, demo_data: Path) -> N
     assert metrics["pixel_AUROC"] < PIXEL_AUROC_BAR - 0.1, metrics
 
 
+#: Torch threads of the training run: README command 1's on a 2-core machine (the figures above depend on it).
+TRAIN_THREADS = 2
+
+
 @contextmanager
-def one_torch_thread() -> Iterator[None]:
+def torch_threads(count: int) -> Iterator[None]:
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(count)
     try:
         yield
     finally:
@@ -72,7 +78,7 @@ def one_torch_thread() -> Iterator[None]:
 def train_and_test(tmp_path: Path, root: Path, **trainer_overrides: object) -> dict:
     model, datamodule, engine, config = build(tmp_path, root, **trainer_overrides)
     assert config["data"]["class_path"] == "SurfaceDemo"
-    with one_torch_thread():
+    with torch_threads(TRAIN_THREADS):
         engine.fit(model, datamodule=datamodule)
         return engine.test(model, datamodule=datamodule)[0]
 
