@@ -19,23 +19,28 @@ def last_logged(output_dir: Path, name: str) -> float:
     return float(values[-1])
 
 
-def test_figures_come_from_the_logged_throughput_and_the_networks_alone(
-    demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(reproduce, "network_images_per_second", lambda *args, **kwargs: 1000.0)
+def fit_tiny(demo_root: Path, output_dir: Path, max_epochs: int) -> tuple[DraemPlugin, dict]:
     datamodule = tiny_demo(demo_root, train_batch_size=4, num_workers=0)
     model = DraemPlugin(**TINY, seed=0, evaluator=False, visualizer=False)
     _, figures = reproduce.fit_and_measure(
         model,
         datamodule,
-        tmp_path,
+        output_dir,
         peak_tflops=1.0,
         accelerator="cpu",
-        max_epochs=3,
+        max_epochs=max_epochs,
         enable_progress_bar=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,
     )
+    return model, figures
+
+
+def test_figures_come_from_the_logged_throughput_and_the_networks_alone(
+    demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reproduce, "network_images_per_second", lambda *args, **kwargs: 1000.0)
+    model, figures = fit_tiny(demo_root, tmp_path, max_epochs=3)
     assert figures["epochs_done"] == 3
     images_per_second = last_logged(tmp_path, TRAIN_IMAGES_PER_SECOND)
     assert figures["train_images_per_second"] == pytest.approx(images_per_second, abs=0.05)
@@ -51,20 +56,8 @@ def test_a_loop_faster_than_the_networks_alone_floors_the_share_at_zero_with_a_w
     demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(reproduce, "network_images_per_second", lambda *args, **kwargs: 0.5)
-    datamodule = tiny_demo(demo_root, train_batch_size=4, num_workers=0)
-    model = DraemPlugin(**TINY, seed=0, evaluator=False, visualizer=False)
     with caplog.at_level("WARNING", logger=reproduce.__name__):
-        _, figures = reproduce.fit_and_measure(
-            model,
-            datamodule,
-            tmp_path,
-            peak_tflops=1.0,
-            accelerator="cpu",
-            max_epochs=1,
-            enable_progress_bar=False,
-            num_sanity_val_steps=0,
-            limit_val_batches=0,
-        )
+        _, figures = fit_tiny(demo_root, tmp_path, max_epochs=1)
     assert figures["train_images_per_second"] > figures["network_images_per_second"]
     assert figures["share_outside_networks"] == 0.0
     assert "share_outside_networks is reported as 0" in caplog.text
