@@ -115,7 +115,8 @@ def fit_and_measure(
             trainer.strategy.root_device,
         )
         figures["network_images_per_second"] = round(networks, 1)
-        if images_per_second > networks:
+        share = 1 - images_per_second / networks
+        if share < 0:
             logger.warning(
                 "Training ran at %.1f images/s, faster than the %.1f images/s measured for the networks alone, "
                 "so share_outside_networks is reported as 0; the two timings are noisy at this size, "
@@ -123,7 +124,7 @@ def fit_and_measure(
                 images_per_second,
                 networks,
             )
-        figures["share_outside_networks"] = round(max(0.0, 1 - images_per_second / networks), 4)
+        figures["share_outside_networks"] = round(max(0.0, share), 4)
     return engine, figures
 
 
