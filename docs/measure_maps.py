@@ -4,6 +4,9 @@ One inference pass over an MVTec-layout test split with a checkpoint of a ``drae
 anomalib's Draem at the run's widths and size), raw outputs, no post-processor. ``restored`` is the mean
 |reconstruction - input| on a type's defect pixels over its mean on good pixels: near 1, the reconstructive network
 reproduces the defect instead of restoring the normal surface, and the discriminator has little to compare.
+``--recalibrate_bn N`` first recomputes the BatchNorm statistics with the checkpoint's weights over N batches of
+augmented training images (the model's own augmenter; ``torch.optim.swa_utils.update_bn``, i.e. "precise BN")
+instead of using the running averages saved during training.
 
 Usage (the run's settings; anomalib's Draem needs --source to be built offline):
     python docs/measure_maps.py results/draem_bench/curves_bottle/runs/bottle/DraemPlugin/seed0/checkpoints/last.ckpt \
@@ -12,11 +15,14 @@ Usage (the run's settings; anomalib's Draem needs --source to be built offline):
 """
 
 import argparse
+import itertools
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from anomalib.data import MVTecAD
+from torch.optim.swa_utils import update_bn
 from torchmetrics.functional.classification import binary_auroc
 
 from draem_plugin.anomaly_map import image_score
@@ -31,6 +37,7 @@ parser.add_argument("--image_size", type=int, default=128)
 parser.add_argument("--reconstructive_width", type=int, default=16)
 parser.add_argument("--discriminative_width", type=int, default=32)
 parser.add_argument("--source")
+parser.add_argument("--recalibrate_bn", type=int, default=0, metavar="N", help="recompute BatchNorm over N batches")
 args = parser.parse_args()
 name, category = args.model, args.category
 model = build_model(
@@ -49,8 +56,27 @@ if missing:
     sys.exit(
         f"{args.checkpoint} lacks {len(missing)} network weights of {name} (e.g. {missing[0]}); pass the run's --model."
     )
-model.eval()
 datamodule = MVTecAD(root=args.root, category=category, eval_batch_size=16, num_workers=0)
+if args.recalibrate_bn > 0:
+    datamodule.setup("fit")
+    torch.manual_seed(0)  # anomalib's Draem draws its anomalies from the global generator
+    if hasattr(model.augmenter, "reseed"):
+        model.augmenter.reseed(0)  # DraemPlugin's augmenter has a generator of its own
+    before = [m.running_mean.clone() for m in model.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+
+    def augmented_batches() -> Iterator[torch.Tensor]:
+        """Training batches with anomalies (DraemPlugin's augmenter returns ``.image``, Draem's a tuple)."""
+        for batch in itertools.islice(itertools.cycle(datamodule.train_dataloader()), args.recalibrate_bn):
+            out = model.augmenter(model.pre_processor.transform(batch.image))
+            yield out.image if hasattr(out, "image") else out[0]
+
+    with torch.no_grad():
+        update_bn(augmented_batches(), model.model)
+    after = [m.running_mean for m in model.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    change = torch.stack([(a - b).abs().mean() for a, b in zip(after, before, strict=True)]).mean()
+    print(f"BatchNorm statistics recomputed over {args.recalibrate_bn} augmented training batches ", end="")
+    print(f"(mean |change| of the running means: {change:.4g})")
+model.eval()
 datamodule.setup("test")
 maps, masks, changes, types = [], [], [], []
 with torch.no_grad():

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from anomalib.data import MVTecAD
 from support import REPO
@@ -43,6 +44,30 @@ def test_measure_maps_prints_filters_and_defect_types(mvtec_root: Path, textures
     assert len(re.findall(r"filter \d+: [01]\.\d{4}", out)) == 7
     kinds = sorted(p.name for p in (mvtec_root / "brick" / "test").iterdir() if p.name != "good")
     assert re.findall(r"^(\w+): 2 images, its defect pixels", out, re.MULTILINE) == kinds
+
+
+@pytest.mark.parametrize("name", ["DraemPlugin", "Draem"])
+def test_measure_maps_recalibrates_batchnorm_on_augmented_training_batches(
+    name: str, mvtec_root: Path, textures: Path, tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    model = build_model(
+        name, image_size=64, reconstructive_width=4, discriminative_width=4, source=textures, visualizer=False
+    )
+    checkpoint = tmp_path / "last.ckpt"
+    torch.save({"state_dict": model.state_dict(), "epoch": 0}, checkpoint)
+    args = [str(checkpoint), "--root", str(mvtec_root), "--category", "brick", "--image_size", "64", "--model", name]
+    args += ["--reconstructive_width", "4", "--discriminative_width", "4", "--source", str(textures)]
+    plain, recalibrated = measure_maps(args), measure_maps([*args, "--recalibrate_bn", "3"])
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert recalibrated.returncode == 0, recalibrated.stderr[-3000:]
+    assert "BatchNorm statistics" not in plain.stdout
+    change = re.search(
+        r"recomputed over 3 augmented training batches \(mean \|change\| .*: ([0-9.e-]+)\)", recalibrated.stdout
+    )
+    assert float(change.group(1)) > 0  # the untrained networks hold BatchNorm's initial statistics (0 and 1)
+    pixel = [float(re.search(r"pixel AUROC ([0-9.]+)", r.stdout).group(1)) for r in (plain, recalibrated)]
+    assert pixel[0] != pixel[1]
 
 
 def test_measure_maps_refuses_a_checkpoint_without_the_networks(mvtec_root: Path, tmp_path: Path) -> None:
