@@ -118,6 +118,17 @@ def _load_images(files: list[Path], size: tuple[int, int], source: Path) -> Tens
     return images[:kept].clone() if kept < len(files) else images
 
 
+def _fractal_noise(
+    planes: int, height: int, width: int, generator: torch.Generator | None, device: torch.device
+) -> Tensor:
+    """``(planes, H, W)`` 3-octave Perlin noise, 2 to 8 base lattice cells per axis drawn per plane."""
+    base = torch.randint(1, 4, (planes, 2), generator=generator, device=draw_device(generator, device)).exp2().long()
+    return sum(
+        0.5**octave * rand_perlin_2d(planes, height, width, base * 2**octave, generator=generator, device=device)
+        for octave in range(3)
+    )
+
+
 def procedural_textures(
     batch: int,
     height: int,
@@ -125,10 +136,13 @@ def procedural_textures(
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> Tensor:
-    """Draw colourful textures from 3-octave Perlin noise, one noise field per channel.
+    """Draw textures from 3-octave Perlin noise, from one hue shaded in brightness to multicoloured.
 
-    Each channel is fractal Perlin noise (2 to 8 base lattice cells per axis), stretched to ``[0, 1]`` and mapped
-    onto a random per-sample, per-channel interval at least 0.3 wide.
+    Each channel mixes a noise field of its own with one shared by the three channels, with a random per-sample
+    weight: near 0 the channels vary together (one hue modulated in brightness, as in most natural textures and in
+    stains), near 1 independently (multicoloured). Each channel is then stretched to ``[0, 1]`` and mapped onto a
+    random per-sample, per-channel interval at least 0.3 wide. docs/benchmarks.md ("The demo preset") shows what
+    the shared field changes.
 
     Args:
         batch: Number of textures ``B``.
@@ -148,13 +162,10 @@ def procedural_textures(
     if device is None:
         device = generator.device if generator is not None else torch.device("cpu")
     device = torch.device(device)
-    planes = batch * 3
-    base = torch.randint(1, 4, (planes, 2), generator=generator, device=draw_device(generator, device)).exp2().long()
-    noise = sum(
-        0.5**octave * rand_perlin_2d(planes, height, width, base * 2**octave, generator=generator, device=device)
-        for octave in range(3)
-    )
-    noise = noise.view(batch, 3, height, width)
+    own = _fractal_noise(batch * 3, height, width, generator, device).view(batch, 3, height, width)
+    shared = _fractal_noise(batch, height, width, generator, device).view(batch, 1, height, width)
+    weight = rand_on((batch, 1, 1, 1), generator, device)
+    noise = (1.0 - weight) * shared + weight * own
     low = noise.amin(dim=(2, 3), keepdim=True)
     high = noise.amax(dim=(2, 3), keepdim=True)
     noise = (noise - low) / (high - low).clamp_min(1e-6)
@@ -172,9 +183,9 @@ class TextureBank(nn.Module):
     images at 256x256. The stack is a non-persistent buffer: ``.to(device)`` moves it and checkpoints do not contain
     it. Unreadable files are skipped with one warning.
 
-    With ``source=None`` nothing is loaded: :meth:`sample` draws :func:`procedural_textures` on the fly (colourful
-    multi-octave Perlin noise), and one warning at construction says so. Real textures work better; give them with
-    e.g. ``anomaly_source_path=/path/to/dtd/images``.
+    With ``source=None`` nothing is loaded: :meth:`sample` draws :func:`procedural_textures` on the fly (multi-octave
+    Perlin noise, one hue to multicoloured), and one warning at construction says so. Real textures work better;
+    give them with e.g. ``anomaly_source_path=/path/to/dtd/images``.
 
     Args:
         source: Folder of texture images, one image file, or ``None`` for procedural textures.

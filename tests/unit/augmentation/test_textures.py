@@ -166,5 +166,20 @@ def test_procedural_bank_warns_once_and_samples(caplog: pytest.LogCaptureFixture
     assert "procedural" in repr(bank)
 
 
+def _channel_correlation(textures: torch.Tensor) -> torch.Tensor:
+    """Per texture, the smallest Pearson correlation between two of its colour channels."""
+    flat = textures.flatten(2)
+    flat = (flat - flat.mean(-1, keepdim=True)) / flat.std(-1, keepdim=True)
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    return torch.stack([(flat[:, i] * flat[:, j]).mean(-1) for i, j in pairs]).amin(0)
+
+
+def test_procedural_textures_range_from_one_hue_to_multicoloured() -> None:
+    correlation = _channel_correlation(procedural_textures(64, 64, 64, generator=_gen()))
+    assert correlation.max() > 0.95  # channels vary together: one hue shaded in brightness
+    assert correlation.min() < 0.3  # channels vary independently: multicoloured
+    assert 0.3 < (correlation > 0.7).float().mean() < 0.9  # both kinds are common
+
+
 def test_image_extensions() -> None:
     assert IMAGE_EXTENSIONS == (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
