@@ -103,3 +103,26 @@ def test_notebook_is_committed_without_outputs(name: str) -> None:
     first = "".join(code[0]["source"])
     assert "DRAEM_NOTEBOOK_SMOKE" in first
     assert "parameters" in code[0]["metadata"].get("tags", [])
+
+
+def test_quickstart_parameters_are_the_demo_preset() -> None:
+    """Outside smoke mode the quickstart trains what configs/draem_plugin_demo.yaml trains."""
+    import yaml
+
+    cells = json.loads((NOTEBOOKS / "01_quickstart.ipynb").read_text())["cells"]
+    source = next("".join(cell["source"]) for cell in cells if "EPOCHS = " in "".join(cell["source"]))
+    values: dict[str, object] = {}
+    for line in source.splitlines():
+        name, _, value = line.partition(" = ")
+        if name in {"IMAGE_SIZE", "RECONSTRUCTIVE_WIDTH", "DISCRIMINATIVE_WIDTH", "SCORE_FILTER", "EPOCHS", "LR"}:
+            values[name] = eval(value.split("#")[0], {"SMOKE": False})  # noqa: S307 (the repository's own notebook)
+    config = yaml.safe_load((REPO / "configs" / "draem_plugin_demo.yaml").read_text())
+    model = config["model"]["init_args"]
+    assert values == {
+        "IMAGE_SIZE": model["image_size"][0],
+        "RECONSTRUCTIVE_WIDTH": model["reconstructive_width"],
+        "DISCRIMINATIVE_WIDTH": model["discriminative_width"],
+        "SCORE_FILTER": model["score_filter_size"],
+        "EPOCHS": config["trainer"]["max_epochs"],
+        "LR": model["lr"],
+    }
