@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from support import REPO, SHARED
 
 NOTEBOOKS = REPO / "notebooks"
@@ -107,8 +108,6 @@ def test_notebook_is_committed_without_outputs(name: str) -> None:
 
 def test_quickstart_parameters_are_the_demo_preset() -> None:
     """Outside smoke mode the quickstart trains what configs/draem_plugin_demo.yaml trains."""
-    import yaml
-
     cells = json.loads((NOTEBOOKS / "01_quickstart.ipynb").read_text())["cells"]
     source = next("".join(cell["source"]) for cell in cells if "EPOCHS = " in "".join(cell["source"]))
     values: dict[str, object] = {}
