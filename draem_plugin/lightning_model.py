@@ -37,7 +37,7 @@ from .data.train_cache import TrainImageCache
 from .loss import DraemPluginLoss
 from .original_weights import original_model
 from .protocol import OriginalProtocol
-from .torch_model import SIZE_MULTIPLE, DraemPluginModel
+from .torch_model import SIZE_MULTIPLE, DraemPluginModel, Normalization, check_normalization
 from .validation import as_size, check_filter_size, check_schedule
 
 __all__ = ["DraemPlugin"]
@@ -46,7 +46,13 @@ logger = logging.getLogger(__name__)
 
 _RNG_KEY = "draem_plugin_augmenter_rng_state"
 #: Constructor arguments that shape the networks: a checkpoint's values win over the command's (see on_load_checkpoint).
-_NETWORK_ARGUMENTS = ("reconstructive_width", "discriminative_width", "score_filter_size", "channels_last")
+_NETWORK_ARGUMENTS = (
+    "reconstructive_width",
+    "discriminative_width",
+    "score_filter_size",
+    "channels_last",
+    "normalization",
+)
 
 
 class DraemPlugin(AnomalibModule):
@@ -70,6 +76,8 @@ class DraemPlugin(AnomalibModule):
             (original: 0.8 and 0.9; the paper's text: 400 and 600 of 700 epochs, i.e. ``(0.571, 0.857)``).
         lr_gamma: learning-rate factor at each milestone (original: 0.2; the paper's text: 0.1).
         channels_last: run the networks in channels-last memory format (faster on GPUs and oneDNN CPUs).
+        normalization: ``"batch"`` (the original's BatchNorm) or ``"group"`` (GroupNorm: the same statistics in
+            training and test, whatever the batch; a departure from the original, see docs/benchmarks.md).
         compile_networks: train through ``torch.compile`` of the networks (the first steps compile; evaluation,
             export and checkpoints use the plain modules, which share the weights).
         seed: seed of the weight initialisation, of the augmenter's random stream (each DDP rank adds its rank) and
@@ -104,6 +112,7 @@ class DraemPlugin(AnomalibModule):
         lr_milestones: Sequence[float] = (0.8, 0.9),
         lr_gamma: float = 0.2,
         channels_last: bool = False,
+        normalization: Normalization = "batch",
         compile_networks: bool = False,
         seed: int | None = None,
         cache_train_images: bool = True,
@@ -123,6 +132,7 @@ class DraemPlugin(AnomalibModule):
             visualizer=visualizer,
         )
         check_schedule(lr, lr_milestones, lr_gamma)
+        check_normalization(normalization)
         check_filter_size(score_filter_size, size)
         self.augmenter = PerlinAnomalyAugmenter.from_preset(
             augmentation_preset,
@@ -276,7 +286,7 @@ class DraemPlugin(AnomalibModule):
         trained with other sizes (anomalib restores the pre-processor's resize from the checkpoint).
         """
         super().on_load_checkpoint(checkpoint)
-        saved = checkpoint.get("hyper_parameters", {})
+        saved = {"normalization": "batch", **checkpoint.get("hyper_parameters", {})}  # before the option existed
         changed = {
             name: saved[name] for name in _NETWORK_ARGUMENTS if name in saved and saved[name] != self.hparams.get(name)
         }

@@ -169,6 +169,9 @@ def original_model(reconstructive_path: str | Path, discriminative_path: str | P
     """:meth:`DraemPlugin.from_original`: a DraemPlugin holding the released networks (see the module docstring)."""
     from .lightning_model import DraemPlugin
 
+    if init_args.get("normalization", "batch") != "batch":
+        msg = "The released DRÆM weights use BatchNorm; leave normalization out (or set it to 'batch') to import them."
+        raise ValueError(msg)
     reconstructive_path, discriminative_path = Path(reconstructive_path), Path(discriminative_path)
     state, rec_width, disc_width = convert_original(
         load_original(reconstructive_path, "reconstructive"), load_original(discriminative_path, "discriminative")

@@ -2,7 +2,8 @@
 
 Both sub-networks are built from the same two pieces, :func:`conv_block` (two 3x3 conv + BatchNorm + ReLU
 layers) and :func:`up_block` (bilinear up-sampling followed by one such layer), with the widths, poolings and
-initialisation of the original implementation (Zavrtanik et al., ICCV 2021).
+initialisation of the original implementation (Zavrtanik et al., ICCV 2021). ``normalization="group"`` swaps every
+BatchNorm for a GroupNorm (:func:`norm_layer`), a departure from the original for small batches (docs/benchmarks.md).
 
 Example:
     >>> import torch
@@ -17,6 +18,9 @@ Example:
 
 from __future__ import annotations
 
+from math import gcd
+from typing import Literal
+
 import torch
 from anomalib.data import InferenceBatch
 from torch import nn
@@ -29,23 +33,56 @@ __all__ = [
     "DraemPluginModel",
     "ReconstructiveSubNetwork",
     "check_input_size",
+    "check_normalization",
     "conv_block",
+    "norm_layer",
     "up_block",
 ]
 
 #: Input height and width must be divisible by this (five 2x2 poolings in the discriminative network).
 SIZE_MULTIPLE = 32
+#: Normalisation layers :func:`norm_layer` builds: the original's BatchNorm, or GroupNorm.
+Normalization = Literal["batch", "group"]
+#: Groups of a GroupNorm layer (fewer where the channel count is not a multiple).
+NORM_GROUPS = 8
 
 
-def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
+def norm_layer(channels: int, normalization: Normalization = "batch") -> nn.Module:
+    """The normalisation after each convolution: BatchNorm (original) or GroupNorm of ``NORM_GROUPS`` groups.
+
+    GroupNorm normalises each image on its own, so training and test use the same statistics whatever the batch; it
+    has no running statistics, and the authors' released weights (BatchNorm) do not load into it.
+
+    Example:
+        >>> norm_layer(16, "group")
+        GroupNorm(8, 16, eps=1e-05, affine=True)
+    """
+    check_normalization(normalization)
+    return nn.BatchNorm2d(channels) if normalization == "batch" else nn.GroupNorm(gcd(NORM_GROUPS, channels), channels)
+
+
+def check_normalization(normalization: object) -> None:
+    """Raise a ``ValueError`` naming the choices unless ``normalization`` is ``"batch"`` or ``"group"``.
+
+    Example:
+        >>> check_normalization("group")
+    """
+    if normalization not in ("batch", "group"):
+        msg = f"normalization must be 'batch' (the original's BatchNorm) or 'group' (GroupNorm), got {normalization!r}."
+        raise ValueError(msg)
+
+
+def _conv_norm_relu(in_channels: int, out_channels: int, normalization: Normalization) -> list[nn.Module]:
     return [
         nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
-        nn.BatchNorm2d(out_channels),
+        norm_layer(out_channels, normalization),
         nn.ReLU(inplace=True),
     ]
 
 
-def conv_block(in_channels: int, out_channels: int, mid_channels: int | None = None) -> nn.Sequential:
+def conv_block(
+    in_channels: int, out_channels: int, mid_channels: int | None = None, normalization: Normalization = "batch"
+) -> nn.Sequential:
     """Two ``3x3 conv -> BatchNorm -> ReLU`` layers, the building block of both sub-networks.
 
     Example:
@@ -53,10 +90,12 @@ def conv_block(in_channels: int, out_channels: int, mid_channels: int | None = N
         torch.Size([1, 8, 16, 16])
     """
     mid = out_channels if mid_channels is None else mid_channels
-    return nn.Sequential(*_conv_bn_relu(in_channels, mid), *_conv_bn_relu(mid, out_channels))
+    return nn.Sequential(
+        *_conv_norm_relu(in_channels, mid, normalization), *_conv_norm_relu(mid, out_channels, normalization)
+    )
 
 
-def up_block(in_channels: int, out_channels: int) -> nn.Sequential:
+def up_block(in_channels: int, out_channels: int, normalization: Normalization = "batch") -> nn.Sequential:
     """Bilinear x2 up-sampling (``align_corners=True``) followed by one ``3x3 conv -> BatchNorm -> ReLU``.
 
     Example:
@@ -65,7 +104,7 @@ def up_block(in_channels: int, out_channels: int) -> nn.Sequential:
     """
     return nn.Sequential(
         nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
-        *_conv_bn_relu(in_channels, out_channels),
+        *_conv_norm_relu(in_channels, out_channels, normalization),
     )
 
 
@@ -83,18 +122,25 @@ class ReconstructiveSubNetwork(nn.Module):
         torch.Size([1, 3, 32, 32])
     """
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, base_width: int = 128) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        base_width: int = 128,
+        normalization: Normalization = "batch",
+    ) -> None:
         super().__init__()
         _check_width("reconstructive_width", base_width)
-        b = base_width
+        b, norm = base_width, normalization
         widths = (b, 2 * b, 4 * b, 8 * b, 8 * b)
         self.encoder = nn.ModuleList(
-            conv_block(c_in, c_out) for c_in, c_out in zip((in_channels, *widths[:-1]), widths, strict=True)
+            conv_block(c_in, c_out, normalization=norm)
+            for c_in, c_out in zip((in_channels, *widths[:-1]), widths, strict=True)
         )
         # Each decoder stage up-samples at constant width, then a block narrows it: 8b -> 4b -> 2b -> b -> b.
         stages = ((8 * b, 4 * b), (4 * b, 2 * b), (2 * b, b), (b, b))
         self.decoder = nn.ModuleList(
-            nn.Sequential(up_block(c_in, c_in), conv_block(c_in, c_out, mid_channels=c_in)) for c_in, c_out in stages
+            nn.Sequential(up_block(c_in, c_in, norm), conv_block(c_in, c_out, c_in, norm)) for c_in, c_out in stages
         )
         self.head = nn.Conv2d(b, out_channels, kernel_size=3, padding=1)
 
@@ -116,18 +162,25 @@ class DiscriminativeSubNetwork(nn.Module):
         torch.Size([1, 2, 32, 32])
     """
 
-    def __init__(self, in_channels: int = 6, out_channels: int = 2, base_width: int = 64) -> None:
+    def __init__(
+        self,
+        in_channels: int = 6,
+        out_channels: int = 2,
+        base_width: int = 64,
+        normalization: Normalization = "batch",
+    ) -> None:
         super().__init__()
         _check_width("discriminative_width", base_width)
-        b = base_width
+        b, norm = base_width, normalization
         widths = (b, 2 * b, 4 * b, 8 * b, 8 * b, 8 * b)
         self.encoder = nn.ModuleList(
-            conv_block(c_in, c_out) for c_in, c_out in zip((in_channels, *widths[:-1]), widths, strict=True)
+            conv_block(c_in, c_out, normalization=norm)
+            for c_in, c_out in zip((in_channels, *widths[:-1]), widths, strict=True)
         )
         # Decoder stage: up-sample (c_in -> c_up), concatenate the encoder skip (c_skip), block -> c_up.
         stages = ((8 * b, 8 * b, 8 * b), (8 * b, 4 * b, 8 * b), (4 * b, 2 * b, 4 * b), (2 * b, b, 2 * b), (b, b, b))
-        self.up = nn.ModuleList(up_block(c_in, c_up) for c_in, c_up, _ in stages)
-        self.fuse = nn.ModuleList(conv_block(c_up + c_skip, c_up) for _, c_up, c_skip in stages)
+        self.up = nn.ModuleList(up_block(c_in, c_up, norm) for c_in, c_up, _ in stages)
+        self.fuse = nn.ModuleList(conv_block(c_up + c_skip, c_up, normalization=norm) for _, c_up, c_skip in stages)
         self.head = nn.Conv2d(b, out_channels, kernel_size=3, padding=1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -154,6 +207,7 @@ class DraemPluginModel(nn.Module):
             recent GPUs and on CPUs with oneDNN); the outputs are the same.
         seed: seed of the weight initialisation, drawn from a generator of its own (torch's global generator is left
             as it was); ``None`` draws from torch's global generator.
+        normalization: ``"batch"`` (the original's BatchNorm) or ``"group"`` (GroupNorm, :func:`norm_layer`).
 
     In training mode ``forward`` returns ``(reconstruction, logits)``; in eval mode an ``InferenceBatch`` with
     ``anomaly_map`` (``B x H x W`` softmax probability of the anomalous class) and ``pred_score`` (``B``).
@@ -171,6 +225,7 @@ class DraemPluginModel(nn.Module):
         score_filter_size: int = 21,
         channels_last: bool = False,
         seed: int | None = None,
+        normalization: Normalization = "batch",
     ) -> None:
         super().__init__()
         if isinstance(score_filter_size, bool) or not isinstance(score_filter_size, int) or score_filter_size < 1:
@@ -183,8 +238,12 @@ class DraemPluginModel(nn.Module):
         with torch.random.fork_rng(devices=[], enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(seed)
-            self.reconstructive_subnetwork = ReconstructiveSubNetwork(base_width=reconstructive_width)
-            self.discriminative_subnetwork = DiscriminativeSubNetwork(base_width=discriminative_width)
+            self.reconstructive_subnetwork = ReconstructiveSubNetwork(
+                base_width=reconstructive_width, normalization=normalization
+            )
+            self.discriminative_subnetwork = DiscriminativeSubNetwork(
+                base_width=discriminative_width, normalization=normalization
+            )
             self.apply(_init_weights)
         self.channels_last = channels_last
         if channels_last:
@@ -224,9 +283,9 @@ def check_input_size(image: torch.Tensor) -> None:
 
 
 def _init_weights(module: nn.Module) -> None:
-    """Original initialisation: conv weights N(0, 0.02); BatchNorm weights N(1, 0.02), biases 0."""
+    """Original initialisation: conv weights N(0, 0.02); BatchNorm (and GroupNorm) weights N(1, 0.02), biases 0."""
     if isinstance(module, nn.Conv2d):
         nn.init.normal_(module.weight, 0.0, 0.02)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, nn.BatchNorm2d | nn.GroupNorm):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)

@@ -10,6 +10,7 @@ from anomalib.data import ImageBatch
 from anomalib.engine import Engine
 from lightning.pytorch import Trainer
 from support import TINY, tiny_demo
+from torch import nn
 from torchvision.transforms.v2 import Normalize, Resize
 
 from draem_plugin import DraemPlugin, SurfaceDemo
@@ -108,6 +109,7 @@ def test_training_step_returns_a_finite_loss_with_gradients() -> None:
         ({"lr_gamma": 2.0}, "lr_gamma"),
         ({"anomaly_probability": 1.5}, "anomaly_probability"),
         ({"reconstructive_width": -1}, "reconstructive_width"),
+        ({"normalization": "instance"}, "normalization must be 'batch'"),
     ],
 )
 def test_bad_arguments_fail_at_construction(kwargs: dict, match: str) -> None:
@@ -135,6 +137,24 @@ def test_a_seed_fixes_the_initial_weights_whatever_the_global_generator() -> Non
     assert all(torch.equal(first[name], again[name]) for name in first)
     other = DraemPlugin(**TINY, seed=6).model.state_dict()
     assert not all(torch.equal(first[name], other[name]) for name in first)
+
+
+def has_group_norm(model: DraemPlugin) -> bool:
+    return any(isinstance(module, nn.GroupNorm) for module in model.model.modules())
+
+
+def test_a_checkpoint_brings_its_normalization_and_one_from_before_the_option_means_batchnorm() -> None:
+    group = DraemPlugin(**TINY, normalization="group")
+    assert has_group_norm(group)
+    default = DraemPlugin(**TINY)
+    default.on_load_checkpoint({"hyper_parameters": dict(group.hparams)})
+    assert default.hparams["normalization"] == "group"
+    assert has_group_norm(default)
+    default.load_state_dict(group.state_dict())  # the rebuilt networks take the checkpoint's weights
+    older = {name: value for name, value in DraemPlugin(**TINY).hparams.items() if name != "normalization"}
+    group.on_load_checkpoint({"hyper_parameters": older})
+    assert group.hparams["normalization"] == "batch"
+    assert not has_group_norm(group)
 
 
 @pytest.mark.slow

@@ -87,6 +87,12 @@ def test_the_widths_in_the_arguments_must_agree_with_the_files(released: tuple) 
         DraemPlugin.from_original(rec_path, seg_path, reconstructive_width=128)
 
 
+def test_the_released_weights_need_batchnorm(released: tuple) -> None:
+    rec_path, seg_path, *_ = released
+    with pytest.raises(ValueError, match="use BatchNorm; leave normalization out"):
+        DraemPlugin.from_original(rec_path, seg_path, normalization="group")
+
+
 # ------------------------------------------------------------------------------------------------ bad files
 def test_keys_missing_or_unexpected_are_listed(released: tuple, tmp_path: Path) -> None:
     rec_path, *_ = released

@@ -8,7 +8,13 @@ from anomalib.data import InferenceBatch
 from torch import nn
 from torch.nn import functional as F
 
-from draem_plugin.torch_model import DiscriminativeSubNetwork, DraemPluginModel, ReconstructiveSubNetwork
+from draem_plugin.torch_model import (
+    NORM_GROUPS,
+    DiscriminativeSubNetwork,
+    DraemPluginModel,
+    ReconstructiveSubNetwork,
+    norm_layer,
+)
 
 
 def n_params(module: nn.Module) -> int:
@@ -97,8 +103,40 @@ def test_wrong_channel_count_is_rejected() -> None:
         ({"discriminative_width": -3}, "discriminative_width"),
         ({"score_filter_size": 20}, "odd"),
         ({"score_filter_size": 0}, "score_filter_size"),
+        ({"normalization": "layer"}, "normalization must be 'batch'.*'group'"),
     ],
 )
 def test_bad_parameters_are_rejected_by_name(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         DraemPluginModel(**kwargs)
+
+
+def test_group_normalization_replaces_every_batchnorm_and_keeps_the_parameter_count() -> None:
+    batch = DraemPluginModel(reconstructive_width=4, discriminative_width=8)
+    group = DraemPluginModel(reconstructive_width=4, discriminative_width=8, normalization="group")
+    batch_norms = [m for m in batch.modules() if isinstance(m, nn.BatchNorm2d)]
+    group_norms = [m for m in group.modules() if isinstance(m, nn.GroupNorm)]
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in group.modules())
+    assert [m.num_features for m in batch_norms] == [m.num_channels for m in group_norms]
+    assert n_params(group) == n_params(batch)
+    assert not any("running_" in key for key in group.state_dict())
+    # Width-4 layers cannot hold NORM_GROUPS groups; they get the largest common divisor.
+    assert {m.num_channels: m.num_groups for m in group_norms}[4] == 4
+    assert norm_layer(64, "group").num_groups == NORM_GROUPS
+    # The original's initialisation applies to GroupNorm as to BatchNorm: weights N(1, 0.02), biases 0.
+    weights = torch.cat([m.weight for m in group_norms])
+    assert weights.std().item() == pytest.approx(0.02, rel=0.25)
+    assert torch.all(torch.cat([m.bias for m in group_norms]) == 0)
+
+
+def test_group_normalization_gives_each_image_the_same_output_whatever_the_batch() -> None:
+    torch.manual_seed(0)
+    images = torch.rand(4, 3, 64, 64)
+    group = DraemPluginModel(reconstructive_width=4, discriminative_width=4, normalization="group")
+    alone, _ = group(images[:1])
+    together, _ = group(images)
+    torch.testing.assert_close(alone, together[:1], rtol=1e-4, atol=1e-5)
+    batch = DraemPluginModel(reconstructive_width=4, discriminative_width=4)  # training-mode BatchNorm mixes the batch
+    alone, _ = batch(images[:1].repeat(2, 1, 1, 1))
+    together, _ = batch(images)
+    assert (alone[:1] - together[:1]).abs().max() > 1e-3
