@@ -4,10 +4,11 @@ The preset is read from ``configs/draem_plugin_demo.yaml`` so this checks the co
 runs on two torch threads, what README command 1 uses on this project's 2-core machines; the same seed, thread count and
 CPU give the same run to the bit (tests/integration/test_determinism.py), but another thread count or instruction set
 rounds differently, and after 576 steps that moves the metrics about as much as a new seed does. Measured (README data,
-2 threads, AMD EPYC with AVX-512, 2026-12-03), seeds 0-3: image / pixel AUROC 0.932 / 0.949, 0.969 / 0.922, 0.922 /
-0.964, 0.936 / 0.935; on the tuning build (build_seed 1) at least 0.959 / 0.938. Untrained (seeds 0-3): 0.53-0.61 /
-0.52-0.59. The bars (0.88 on both) sit below every trained run measured, with room for another CPU's rounding, and well
-above every untrained one; the untrained preset's distance to the pixel bar is also checked here.
+2 threads, 2026-12-03), seeds 0-3, image / pixel AUROC: AMD EPYC with AVX-512 0.932 / 0.949, 0.969 / 0.922, 0.922 /
+0.964, 0.936 / 0.935; Intel Xeon with AMX 0.855 / 0.883, 0.965 / 0.973, 0.973 / 0.948, 0.959 / 0.961. Untrained (seeds
+0-3): 0.53-0.61 / 0.52-0.59. The bars (0.80 on both) sit below every trained run measured on either CPU, with room for
+a third CPU's rounding (the lowest run is 0.055 and 0.083 above them), and at least 0.19 above every untrained one; the
+untrained preset's distance to the pixel bar is also checked here.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from support import REPO
 from draem_plugin import DraemPlugin, SurfaceDemo
 
 CONFIG = REPO / "configs" / "draem_plugin_demo.yaml"
-IMAGE_AUROC_BAR = 0.88
-PIXEL_AUROC_BAR = 0.88
+IMAGE_AUROC_BAR = 0.80
+PIXEL_AUROC_BAR = 0.80
 
 
 def demo_preset() -> dict:
@@ -35,9 +36,9 @@ def demo_preset() -> dict:
 
 
 #: bf16-mixed against fp32 on the demo, seed 0 (measured on a Xeon with the earlier 96 px preset: 0.051 pixel, 0.061
-#: image; not re-measured for this preset, no CPU here has native bf16). Between fp32 runs of this preset the metrics
-#: spread over 0.10 pixel and 0.10 image AUROC, so rounding differences move them about as much as a new seed.
-BF16_TOLERANCE = {"pixel_AUROC": 0.1, "image_AUROC": 0.1}
+#: image). Rounding moves a run of this preset about as much as a new seed does, and fp32 seeds 0-3 on one CPU spread
+#: over 0.12 image AUROC (Xeon AMX: 0.855-0.973), so bf16 may differ from fp32 by that much.
+BF16_TOLERANCE = {"pixel_AUROC": 0.15, "image_AUROC": 0.15}
 
 
 def build(tmp_path: Path, root: Path, **trainer_overrides: object) -> tuple[DraemPlugin, SurfaceDemo, Engine, dict]:
@@ -108,3 +109,4 @@ def test_bf16_mixed_final_metrics_agree_with_fp32(tmp_path: Path, demo_data: Pat
     for name, tolerance in BF16_TOLERANCE.items():
         assert abs(bf16[name] - fp32_metrics[name]) <= tolerance, (name, bf16, fp32_metrics)
     assert bf16["pixel_AUROC"] >= PIXEL_AUROC_BAR - 0.05, bf16
+    assert bf16["image_AUROC"] >= IMAGE_AUROC_BAR - 0.05, bf16
