@@ -54,8 +54,8 @@ def norm_layer(channels: int, normalization: Normalization = "batch") -> nn.Modu
     has no running statistics, and the authors' released weights (BatchNorm) do not load into it.
 
     Example:
-        >>> norm_layer(16, "group")
-        GroupNorm(8, 16, eps=1e-05, affine=True)
+        >>> norm_layer(16, "group").num_groups, norm_layer(4, "group").num_groups
+        (8, 4)
     """
     check_normalization(normalization)
     return nn.BatchNorm2d(channels) if normalization == "batch" else nn.GroupNorm(gcd(NORM_GROUPS, channels), channels)
@@ -158,8 +158,8 @@ class DiscriminativeSubNetwork(nn.Module):
     """U-Net: 6 encoder blocks (widths 1, 2, 4, 8, 8, 8 x ``base_width``), 5 poolings, skip connections.
 
     Example:
-        >>> DiscriminativeSubNetwork(base_width=4)(torch.rand(1, 6, 32, 32)).shape
-        torch.Size([1, 2, 32, 32])
+        >>> DiscriminativeSubNetwork(base_width=4)(torch.rand(2, 6, 32, 32)).shape
+        torch.Size([2, 2, 32, 32])
     """
 
     def __init__(
