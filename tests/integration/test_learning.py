@@ -36,8 +36,9 @@ def demo_preset() -> dict:
 
 
 #: bf16-mixed against fp32 on the demo, seed 0: this preset on the Xeon AMX, 0.056 pixel and 0.030 image AUROC (bf16
-#: 0.939 / 0.885, fp32 0.883 / 0.855); the earlier 96 px preset on a Xeon, 0.051 and 0.061. Rounding moves a run of this preset about as much as a new seed does, and fp32 seeds 0-3 on one CPU spread
-#: over 0.12 image AUROC (Xeon AMX: 0.855-0.973), so bf16 may differ from fp32 by that much.
+#: 0.939 / 0.885, fp32 0.883 / 0.855); the earlier 96 px preset on a Xeon, 0.051 and 0.061. Rounding moves a run of
+#: this preset about as much as a new seed does, and fp32 seeds 0-3 on one CPU spread over 0.12 image AUROC (Xeon AMX:
+#: 0.855-0.973), so bf16 may differ from fp32 by that much.
 BF16_TOLERANCE = {"pixel_AUROC": 0.15, "image_AUROC": 0.15}
 
 
