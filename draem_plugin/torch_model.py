@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .anomaly_map import anomaly_map_from_logits, image_score
+from .validation import check_seed
 
 __all__ = [
     "DiscriminativeSubNetwork",
@@ -235,6 +236,7 @@ class DraemPluginModel(nn.Module):
             msg = f"score_filter_size must be odd so the filtered map keeps the image size, got {score_filter_size}."
             raise ValueError(msg)
         self.score_filter_size = score_filter_size
+        check_seed(seed)
         with torch.random.fork_rng(devices=[], enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(seed)

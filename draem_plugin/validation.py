@@ -12,10 +12,21 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-__all__ = ["as_size", "check_filter_size", "check_interval", "check_probability", "check_schedule", "listing"]
+__all__ = [
+    "as_size",
+    "check_filter_size",
+    "check_interval",
+    "check_probability",
+    "check_schedule",
+    "check_seed",
+    "listing",
+]
 
 #: Items an error message lists before it only counts the rest.
 LISTED = 10
+
+#: Largest seed accepted, the same bound as ``lightning.seed_everything``'s.
+MAX_SEED = 2**32 - 1
 
 
 def as_size(value: int | Sequence[int], name: str, multiple: int = 1) -> tuple[int, int]:
@@ -69,6 +80,19 @@ def check_interval(
         msg = f"{name} must be (lo, hi) with lo <= hi{bounds}, got {tuple(value)!r}."
         raise ValueError(msg)
     return float(value[0]), float(value[1])
+
+
+def check_seed(seed: int | None) -> int | None:
+    """``seed`` if it is ``None`` or an int in ``[0, MAX_SEED]``; otherwise a ``ValueError`` naming the range.
+
+    Example:
+        >>> check_seed(42)
+        42
+    """
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        msg = f"seed must be None or an int in [0, {MAX_SEED}] (as lightning.seed_everything), got {seed!r}."
+        raise ValueError(msg)
+    return seed
 
 
 def check_schedule(lr: float, milestones: Sequence[float], gamma: float) -> None:

@@ -25,7 +25,7 @@ import torch
 from kornia.geometry.transform import rotate
 from torch import Tensor, nn
 
-from ..validation import check_interval, check_probability
+from ..validation import check_interval, check_probability, check_seed
 from .perlin import check_mask_parameters, perlin_mask
 from .sampling import uniform_on
 from .texture_ops import PAPER_OPS, RANDOM_TEXTURE_OPS, TEXTURE_OPS, apply_random_texture_ops
@@ -138,9 +138,7 @@ class PerlinAnomalyAugmenter(nn.Module):
             msg = f"num_ops must be an int between 1 and len(ops) = {len(self.ops)}, got {num_ops!r}."
             raise ValueError(msg)
         self.num_ops = num_ops
-        if seed is not None and not isinstance(seed, int):
-            msg = f"seed must be an int or None, got {seed!r}."
-            raise ValueError(msg)
+        check_seed(seed)
         self.bank = TextureBank(anomaly_source_path, source_size, max_images=max_source_images, seed=seed or 0)
         self._seed = seed
         self._host_generator: torch.Generator | None = None

@@ -110,6 +110,8 @@ def test_training_step_returns_a_finite_loss_with_gradients() -> None:
         ({"anomaly_probability": 1.5}, "anomaly_probability"),
         ({"reconstructive_width": -1}, "reconstructive_width"),
         ({"normalization": "instance"}, "normalization must be 'batch'"),
+        ({"seed": -1}, r"seed must be None or an int in \[0, 4294967295\]"),
+        ({"seed": 2**70}, "got 1180591620717411303424"),
     ],
 )
 def test_bad_arguments_fail_at_construction(kwargs: dict, match: str) -> None:

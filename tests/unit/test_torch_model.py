@@ -104,6 +104,7 @@ def test_wrong_channel_count_is_rejected() -> None:
         ({"score_filter_size": 20}, "odd"),
         ({"score_filter_size": 0}, "score_filter_size"),
         ({"normalization": "layer"}, "normalization must be 'batch'.*'group'"),
+        ({"seed": 2**32}, r"seed must be None or an int in \[0, 4294967295\]"),
     ],
 )
 def test_bad_parameters_are_rejected_by_name(kwargs: dict, match: str) -> None:

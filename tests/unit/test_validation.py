@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from draem_plugin.validation import as_size, check_interval, check_probability, listing
+from draem_plugin.validation import as_size, check_interval, check_probability, check_seed, listing
 
 
 def test_as_size_accepts_an_int_or_a_pair() -> None:
@@ -44,3 +44,14 @@ def test_probability_and_interval_checks() -> None:
 def test_listing_counts_what_it_leaves_out() -> None:
     assert listing(["a", "b"]) == "a, b"
     assert listing([f"f{i}" for i in range(12)], limit=3) == "f0, f1, f2, ... (9 more)"
+
+
+@pytest.mark.parametrize("seed", [None, 0, 2**32 - 1])
+def test_check_seed_accepts_none_and_lightnings_range(seed: int | None) -> None:
+    assert check_seed(seed) == seed
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 2**70, True, 1.5, "0"])
+def test_check_seed_names_the_range(seed: object) -> None:
+    with pytest.raises(ValueError, match=r"seed must be None or an int in \[0, 4294967295\].*got"):
+        check_seed(seed)  # type: ignore[arg-type]
