@@ -211,7 +211,10 @@ class TextureBank(nn.Module):
         super().__init__()
         self.size = as_size(size, "size")
         if max_images is not None and (not isinstance(max_images, int) or max_images < 1):
-            msg = f"max_images (max_source_images of DraemPlugin) must be a positive int or None (all images), got {max_images!r}."
+            msg = (
+                "max_images (max_source_images of DraemPlugin) must be a positive int or None (all images), "
+                f"got {max_images!r}."
+            )
             raise ValueError(msg)
         self.source = None if source is None else Path(source)
         if self.source is None:

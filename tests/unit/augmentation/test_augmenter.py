@@ -234,7 +234,7 @@ def test_bad_input_raises(bad: torch.Tensor) -> None:
         ({"rotation_range": (90.0, -90.0)}, "rotation_range"),
         ({"normal_rotation_range": (90.0, -90.0)}, "normal_rotation_range"),
         ({"source_size": 0}, "size"),
-        ({"max_source_images": 0}, "max_images (max_source_images of DraemPlugin) must be a positive int"),
+        ({"max_source_images": 0}, r"max_images \(max_source_images of DraemPlugin\) must be a positive int"),
         ({"seed": 1.5}, "seed"),
     ],
 )
