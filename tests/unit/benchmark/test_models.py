@@ -51,3 +51,26 @@ def test_chosen_models_default_to_all_and_name_the_unknown_ones() -> None:
     assert chosen_models(["Padim", "Draem"]) == ["Padim", "Draem"]
     with pytest.raises(ValueError, match=r"unknown model\(s\) \['Fastflow'\]; choose from"):
         chosen_models(["Draem", "Fastflow"])
+
+
+def test_anomalib_draem_focal_term_ignores_normal_pixels_unlike_draem_plugins() -> None:
+    """What docs/benchmarks.md reports: kornia reads anomalib's ``FocalLoss(alpha=1)`` as class weights (0, 1)."""
+    import torch
+    from anomalib.models.image.draem.loss import DraemLoss
+
+    from draem_plugin.loss import DraemPluginLoss
+
+    image = torch.rand(2, 3, 32, 32)
+    normal = torch.zeros(2, 1, 32, 32)
+    says_anomalous = torch.stack([torch.full((2, 32, 32), -4.0), torch.full((2, 32, 32), 4.0)], dim=1)
+    # A perfect reconstruction and every normal pixel called anomalous: anomalib's Draem sees no loss at all ...
+    assert DraemLoss()(image, image, normal, says_anomalous).item() == pytest.approx(0.0, abs=1e-5)
+    # ... DraemPlugin (the original's focal loss) penalises every pixel: -(1 - p)^2 log p with p = sigmoid(-8).
+    p = torch.sigmoid(torch.tensor(-8.0))
+    focal = DraemPluginLoss(focal_smoothing=0)(image, image, normal, says_anomalous)["focal"].item()
+    assert focal == pytest.approx(float(-((1 - p) ** 2) * torch.log(p)), rel=1e-4)
+    assert DraemPluginLoss()(image, image, normal, says_anomalous)["focal"].item() > 7.5
+    # On anomalous pixels the two agree up to the original's label smoothing.
+    anomalous = torch.ones(2, 1, 32, 32)
+    ours = DraemPluginLoss(focal_smoothing=0)(image, image, anomalous, says_anomalous)["focal"].item()
+    assert DraemLoss()(image, image, anomalous, says_anomalous).item() == pytest.approx(ours / 2, rel=1e-4)
