@@ -70,7 +70,7 @@ def test_anomalib_draem_focal_term_ignores_normal_pixels_unlike_draem_plugins() 
     focal = DraemPluginLoss(focal_smoothing=0)(image, image, normal, says_anomalous)["focal"].item()
     assert focal == pytest.approx(float(-((1 - p) ** 2) * torch.log(p)), rel=1e-4)
     assert DraemPluginLoss()(image, image, normal, says_anomalous)["focal"].item() > 7.5
-    # On anomalous pixels the two agree up to the original's label smoothing.
+    # On anomalous pixels the two agree without smoothing (kornia's "mean" also divides by the 2 classes).
     anomalous = torch.ones(2, 1, 32, 32)
     ours = DraemPluginLoss(focal_smoothing=0)(image, image, anomalous, says_anomalous)["focal"].item()
     assert DraemLoss()(image, image, anomalous, says_anomalous).item() == pytest.approx(ours / 2, rel=1e-4)
