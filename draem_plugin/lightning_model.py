@@ -75,6 +75,9 @@ class DraemPlugin(AnomalibModule):
         lr_milestones: fractions of ``max_epochs`` at which the learning rate is multiplied by ``lr_gamma``
             (original: 0.8 and 0.9; the paper's text: 400 and 600 of 700 epochs, i.e. ``(0.571, 0.857)``).
         lr_gamma: learning-rate factor at each milestone (original: 0.2; the paper's text: 0.1).
+        focal_normal_weight: weight of the focal loss on normal pixels, in ``[0, 1]`` (original: 1). Below 1 the
+            discriminator is told less often that normal pixels are normal; 0 is anomalib's ``Draem`` under kornia 0.9,
+            whose maps then mark every pixel above 0.5 (docs/benchmarks.md, "Why anomalib's Draem is ahead").
         channels_last: run the networks in channels-last memory format (faster on GPUs and oneDNN CPUs).
         normalization: ``"batch"`` (the original's BatchNorm) or ``"group"`` (GroupNorm: the same statistics in
             training and test, whatever the batch; a departure from the original, see docs/benchmarks.md).
@@ -111,6 +114,7 @@ class DraemPlugin(AnomalibModule):
         lr: float = 1e-4,
         lr_milestones: Sequence[float] = (0.8, 0.9),
         lr_gamma: float = 0.2,
+        focal_normal_weight: float = 1.0,
         channels_last: bool = False,
         normalization: Normalization = "batch",
         compile_networks: bool = False,
@@ -134,6 +138,7 @@ class DraemPlugin(AnomalibModule):
         check_schedule(lr, lr_milestones, lr_gamma)
         check_normalization(normalization)
         check_filter_size(score_filter_size, size)
+        self.loss = DraemPluginLoss(focal_normal_weight=focal_normal_weight)
         self.augmenter = PerlinAnomalyAugmenter.from_preset(
             augmentation_preset,
             anomaly_source_path=anomaly_source_path,
@@ -145,7 +150,6 @@ class DraemPlugin(AnomalibModule):
             normal_rotation_probability=normal_rotation_probability,
         )
         self._build_networks()
-        self.loss = DraemPluginLoss()
         self.finite_loss_guard = FiniteLossGuard()
         self.train_image_cache = TrainImageCache(seed) if cache_train_images else None
         self._single_image_warned = False

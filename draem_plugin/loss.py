@@ -11,6 +11,8 @@ All three terms have weight 1, as in the original ``train_DRAEM.py``:
 * ``focal``: the original focal loss on the softmax of the logits (gamma 2, no class weighting, label smoothing
   1e-5: ``p_t -> (1 - 2s) p_t + 2s``), averaged over pixels. kornia's ``focal_loss`` has no label smoothing (which
   also bounds the loss of confidently wrong pixels), so it is used only for ``smoothing=0``, where the two agree.
+  ``focal_normal_weight`` scales the term on normal pixels (original: 1; 0 is what anomalib 2.7's ``Draem`` trains
+  with under kornia 0.9, whose ``FocalLoss(alpha=1)`` gives normal pixels weight 0; docs/benchmarks.md).
 
 Example:
     >>> import torch
@@ -62,23 +64,45 @@ class DraemPluginLoss(nn.Module):
         ssim_window: side of the Gaussian SSIM window (original: 11).
         focal_gamma: focusing parameter of the focal loss (original: 2).
         focal_smoothing: label smoothing of the focal loss (original: 1e-5).
+        focal_normal_weight: weight of the focal loss on normal pixels, in ``[0, 1]``; anomalous pixels keep weight 1
+            (original: 1).
+
+    Raises:
+        ValueError: if ``focal_normal_weight`` is outside ``[0, 1]``.
     """
 
-    def __init__(self, ssim_window: int = 11, focal_gamma: float = 2.0, focal_smoothing: float = 1e-5) -> None:
+    def __init__(
+        self,
+        ssim_window: int = 11,
+        focal_gamma: float = 2.0,
+        focal_smoothing: float = 1e-5,
+        focal_normal_weight: float = 1.0,
+    ) -> None:
         super().__init__()
+        if not 0.0 <= focal_normal_weight <= 1.0:
+            msg = (
+                f"focal_normal_weight must be in [0, 1], got {focal_normal_weight}. "
+                "Use 1 for the original loss, or a smaller weight to train less on normal pixels."
+            )
+            raise ValueError(msg)
         self.ssim_window = ssim_window
         self.focal_gamma = focal_gamma
         self.focal_smoothing = focal_smoothing
+        self.focal_normal_weight = focal_normal_weight
 
     def focal(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Pixel-averaged focal loss of 2-class ``logits`` (``B x 2 x H x W``) against ``mask`` (``B x 1 x H x W``)."""
         target = mask.long()
         if self.focal_smoothing == 0:
-            total = focal_loss(logits, target.squeeze(1), alpha=None, gamma=self.focal_gamma, reduction="sum")
-            return total / target.numel()
-        p_t = torch.softmax(logits, dim=1).gather(1, target)
-        p_t = (1 - 2 * self.focal_smoothing) * p_t + 2 * self.focal_smoothing
-        return -((1 - p_t) ** self.focal_gamma * p_t.log()).mean()
+            # kornia's unreduced loss is per class (zero off the target class); the class sum is the pixel's loss
+            per_pixel = focal_loss(logits, target.squeeze(1), alpha=None, gamma=self.focal_gamma).sum(1, keepdim=True)
+        else:
+            p_t = torch.softmax(logits, dim=1).gather(1, target)
+            p_t = (1 - 2 * self.focal_smoothing) * p_t + 2 * self.focal_smoothing
+            per_pixel = -((1 - p_t) ** self.focal_gamma * p_t.log())
+        if self.focal_normal_weight != 1.0:
+            per_pixel = per_pixel * torch.where(target.bool(), 1.0, self.focal_normal_weight)
+        return per_pixel.mean()
 
     def forward(
         self,

@@ -107,6 +107,7 @@ def test_training_step_returns_a_finite_loss_with_gradients() -> None:
         ({"lr": 0.0}, "lr must be positive"),
         ({"lr_milestones": (0.5, 1.5)}, "lr_milestones"),
         ({"lr_gamma": 2.0}, "lr_gamma"),
+        ({"focal_normal_weight": -0.1}, r"focal_normal_weight must be in \[0, 1\], got -0.1"),
         ({"anomaly_probability": 1.5}, "anomaly_probability"),
         ({"reconstructive_width": -1}, "reconstructive_width"),
         ({"normalization": "instance"}, "normalization must be 'batch'"),
@@ -161,7 +162,7 @@ def test_a_checkpoint_brings_its_normalization_and_one_from_before_the_option_me
 
 @pytest.mark.slow
 def test_fit_checkpoint_and_load_from_checkpoint(demo_root: Path, tmp_path: Path) -> None:
-    model = DraemPlugin(**TINY, seed=3)
+    model = DraemPlugin(**TINY, seed=3, focal_normal_weight=0.5)
     engine = tiny_engine(tmp_path, max_epochs=2)
     datamodule = tiny_datamodule(demo_root)
     engine.fit(model, datamodule=datamodule)
@@ -173,6 +174,7 @@ def test_fit_checkpoint_and_load_from_checkpoint(demo_root: Path, tmp_path: Path
 
     restored = DraemPlugin.load_from_checkpoint(ckpt)  # weights_only=True, as anomalib 2.7 loads
     assert isinstance(restored, DraemPlugin)
+    assert restored.loss.focal_normal_weight == 0.5  # the loss options travel with the checkpoint
     image = torch.rand(2, 3, 64, 64)
     model.eval()
     restored.eval()

@@ -100,6 +100,33 @@ def test_focal_term_matches_the_original_focal_loss(batch: tuple[torch.Tensor, .
     assert no_focus["focal"].item() == pytest.approx(ce, rel=1e-5)
 
 
+@pytest.mark.parametrize("smoothing", [1e-5, 0.0])
+def test_focal_normal_weight_scales_only_the_normal_pixels(batch: tuple[torch.Tensor, ...], smoothing: float) -> None:
+    clean, reconstruction, mask, logits = batch
+    normal_only = logits.masked_fill(mask.bool().expand_as(logits), 0.0)  # anomalous pixels all at p_t = 0.5
+
+    def focal(weight: float, scores: torch.Tensor = logits) -> float:
+        loss = DraemPluginLoss(focal_smoothing=smoothing, focal_normal_weight=weight)
+        return loss(clean, reconstruction, mask, scores)["focal"].item()
+
+    anomalous_part = focal(0.0)
+    normal_part = focal(1.0) - anomalous_part
+    assert normal_part > 0.1 * anomalous_part  # both parts matter in this batch
+    assert focal(0.3) == pytest.approx(anomalous_part + 0.3 * normal_part, rel=1e-5)
+    # The anomalous part is the original's loss over the anomalous pixels, divided by all pixels.
+    share = mask.mean().item()
+    anomalous_logits = logits.permute(0, 2, 3, 1)[mask[:, 0].bool()].T[None, :, :, None]  # 1 x 2 x N x 1
+    on_anomalous = reference_focal(anomalous_logits, torch.ones_like(anomalous_logits[:, :1]), smooth=smoothing)
+    assert anomalous_part == pytest.approx(share * on_anomalous.item(), rel=1e-5)
+    assert focal(0.0, normal_only) == pytest.approx(share * 0.25 * math.log(2), rel=1e-3)
+
+
+@pytest.mark.parametrize("weight", [-0.1, 1.5])
+def test_focal_normal_weight_outside_the_unit_interval_is_refused(weight: float) -> None:
+    with pytest.raises(ValueError, match=rf"focal_normal_weight must be in \[0, 1\], got {weight}\. Use 1"):
+        DraemPluginLoss(focal_normal_weight=weight)
+
+
 def test_total_is_the_unweighted_sum_and_has_gradients(batch: tuple[torch.Tensor, ...]) -> None:
     clean, reconstruction, mask, logits = batch
     reconstruction = reconstruction.clone().requires_grad_(True)
