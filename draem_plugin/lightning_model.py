@@ -75,9 +75,9 @@ class DraemPlugin(AnomalibModule):
         lr_milestones: fractions of ``max_epochs`` at which the learning rate is multiplied by ``lr_gamma``
             (original: 0.8 and 0.9; the paper's text: 400 and 600 of 700 epochs, i.e. ``(0.571, 0.857)``).
         lr_gamma: learning-rate factor at each milestone (original: 0.2; the paper's text: 0.1).
-        focal_normal_weight: weight of the focal loss on normal pixels, in ``[0, 1]`` (original: 1). Below 1 the
-            discriminator is told less often that normal pixels are normal; 0 is anomalib's ``Draem`` under kornia 0.9,
-            whose maps then mark every pixel above 0.5 (docs/benchmarks.md, "Why anomalib's Draem is ahead").
+        focal_normal_weight: weight of the focal loss on normal pixels, in ``[0, 1]`` (original: 1); anomalous pixels
+            keep weight 1. 0 is anomalib's ``Draem`` under kornia 0.9, whose maps on KolektorSDD then put every good
+            pixel above 0.5 (docs/benchmarks.md, "A smaller weight on normal pixels").
         channels_last: run the networks in channels-last memory format (faster on GPUs and oneDNN CPUs).
         normalization: ``"batch"`` (the original's BatchNorm) or ``"group"`` (GroupNorm: the same statistics in
             training and test, whatever the batch; a departure from the original, see docs/benchmarks.md).
