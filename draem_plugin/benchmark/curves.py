@@ -5,7 +5,9 @@ leaves training as it was: the model is put back in training mode, no gradient i
 not move, the learning-rate schedule is not touched, and the global random states (torch, numpy, Python) are restored
 afterwards, so the run trains exactly as it would without the callback. The metrics are anomalib's (image AUROC,
 pixel AUROC, pixel AP = area under the pixel precision-recall curve) computed on the model's raw scores and maps,
-since anomalib's post-processor has no thresholds before validation.
+since anomalib's post-processor has no thresholds before validation. Beside them, :func:`good_train_flagged` scores the
+first training images, a label-free check on training data: the share of their (normal) pixels the model calls
+anomalous.
 
 Example:
     >>> from anomalib.engine import Engine
@@ -18,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +28,24 @@ import numpy as np
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch import Callback, LightningModule, Trainer
+from torch.utils.data import DataLoader, Subset
 
-__all__ = ["CURVE_COLUMNS", "CURVE_METRICS", "PeriodicTest", "evaluate", "read_curve"]
+__all__ = [
+    "CURVE_COLUMNS",
+    "CURVE_METRICS",
+    "FLAGGED_IMAGES",
+    "PeriodicTest",
+    "evaluate",
+    "good_train_flagged",
+    "read_curve",
+]
 
 #: Metrics of a learning curve, as anomalib names them, and their column names.
 CURVE_METRICS = {"image_AUROC": "image_AUROC", "pixel_AUROC": "pixel_AUROC", "pixel_AUPR": "pixel_AP"}
 #: Columns of ``learning_curves.csv``.
-CURVE_COLUMNS = ("category", "model", "seed", "epoch", "images_seen", *CURVE_METRICS.values())
+CURVE_COLUMNS = ("category", "model", "seed", "epoch", "images_seen", *CURVE_METRICS.values(), "good_train_flagged")
+#: How many training images :func:`good_train_flagged` scores (the first ones of the split).
+FLAGGED_IMAGES = 32
 
 
 @contextlib.contextmanager
@@ -48,6 +61,29 @@ def _preserved_random_state() -> Iterator[None]:
             random.setstate(python_state)
 
 
+@contextlib.contextmanager
+def _inference(model: LightningModule) -> Iterator[None]:
+    """Eval mode without gradients; the model's training mode and the global random states restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with _preserved_random_state(), torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _predict(model: LightningModule, loader: Iterable[Any]) -> Iterator[Any]:
+    """``loader``'s batches through the model's pre-processor and ``model.model``, raw scores and maps filled in."""
+    for loaded in loader:
+        batch = move_data_to_device(loaded, model.device)
+        if model.pre_processor is not None and model.pre_processor.transform is not None:
+            batch.image, batch.gt_mask = model.pre_processor.transform(batch.image, batch.gt_mask)
+        output = model.model(batch.image)
+        batch.pred_score, batch.anomaly_map = output.pred_score, output.anomaly_map.squeeze(1)
+        yield batch
+
+
 def evaluate(model: LightningModule, datamodule: Any) -> dict[str, float]:
     """Anomalib's image AUROC, pixel AUROC and pixel AUPR of ``model`` on ``datamodule``'s test split, raw outputs.
 
@@ -61,33 +97,47 @@ def evaluate(model: LightningModule, datamodule: Any) -> dict[str, float]:
         AUROC(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
         AUPR(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
     ]
-    was_training = model.training
-    model.eval()
-    try:
-        with _preserved_random_state(), torch.no_grad():
-            for loaded in datamodule.test_dataloader():
-                batch = move_data_to_device(loaded, model.device)
-                if model.pre_processor is not None and model.pre_processor.transform is not None:
-                    batch.image, batch.gt_mask = model.pre_processor.transform(batch.image, batch.gt_mask)
-                output = model.model(batch.image)
-                batch.pred_score, batch.anomaly_map = output.pred_score, output.anomaly_map.squeeze(1)
-                for metric in metrics:
-                    metric.to(model.device).update(batch)
-    finally:
-        model.train(was_training)
+    with _inference(model):
+        for batch in _predict(model, datamodule.test_dataloader()):
+            for metric in metrics:
+                metric.to(model.device).update(batch)
     return {metric.name: float(metric.compute()) for metric in metrics}
 
 
+def good_train_flagged(model: LightningModule, dataset: Any, images: int = FLAGGED_IMAGES) -> float:
+    """Share of the pixels of the first ``images`` training images (unaugmented) that ``model`` scores above 0.5.
+
+    A label-free check on training data: the training images are all normal, so a calibrated DRÆM discriminator
+    (softmax maps, the original's loss) flags almost none of their pixels; a share that jumps between evaluations
+    shows a discriminator that calls normal surface anomalous, without looking at the test split.
+
+    Args:
+        model: a DRÆM Lightning module (DraemPlugin or anomalib's Draem) whose ``model.model`` returns softmax maps.
+        dataset: the datamodule's training dataset (anomalib's, with its ``collate_fn``).
+        images: how many of its first images to score.
+
+    Returns:
+        The share in [0, 1].
+    """
+    loader = DataLoader(Subset(dataset, range(min(images, len(dataset)))), batch_size=16, collate_fn=dataset.collate_fn)
+    flagged = total = 0
+    with _inference(model):
+        for batch in _predict(model, loader):
+            flagged += int((batch.anomaly_map > 0.5).sum())
+            total += batch.anomaly_map.numel()
+    return flagged / total
+
+
 def read_curve(path: Path) -> list[dict[str, Any]]:
-    """The rows of a learning-curve CSV (numbers as numbers), or none if it does not exist."""
+    """The rows of a learning-curve CSV (numbers as numbers, empty cells NaN), or none if it does not exist."""
     if not path.is_file():
         return []
     with path.open(newline="", encoding="utf-8") as file:
         rows = list(csv.DictReader(file))
-    numeric = {"seed", "epoch", "images_seen"}
+    integers, text = {"seed", "epoch", "images_seen"}, {"category", "model"}
     return [
         {
-            key: (int(value) if key in numeric else value if key in ("category", "model") else float(value))
+            key: int(value) if key in integers else value if key in text else float(value or "nan")
             for key, value in row.items()
         }
         for row in rows
@@ -96,6 +146,9 @@ def read_curve(path: Path) -> list[dict[str, Any]]:
 
 class PeriodicTest(Callback):
     """Test the model every ``every`` training epochs and append the metrics to ``csv_path``.
+
+    Each row holds the test split's image AUROC, pixel AUROC and pixel AP, and :func:`good_train_flagged` on the
+    training split.
 
     Args:
         every: epochs between evaluations (the last epoch is always evaluated).
@@ -123,14 +176,22 @@ class PeriodicTest(Callback):
             return
         start = time.perf_counter()
         metrics = evaluate(pl_module, trainer.datamodule)
+        flagged = good_train_flagged(pl_module, trainer.datamodule.train_data)
         self.seconds += time.perf_counter() - start
         images = epoch * len(trainer.datamodule.train_data)
         row = {**self.labels, "epoch": epoch, "images_seen": images}
         row |= {column: metrics[name] for name, column in CURVE_METRICS.items()}
-        new = not self.csv_path.is_file()
-        self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.csv_path.open("a", newline="", encoding="utf-8") as file:
+        self._append(row | {"good_train_flagged": flagged})
+
+    def _append(self, row: dict[str, Any]) -> None:
+        """Append ``row``; a file from an older version with other columns is rewritten, its gaps left empty."""
+        path = self.csv_path
+        header = path.read_text(encoding="utf-8").partition("\n")[0].strip() if path.is_file() else None
+        rewrite = header != ",".join(CURVE_COLUMNS)
+        rows = [*read_curve(path), row] if rewrite else [row]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w" if rewrite else "a", newline="", encoding="utf-8") as file:
             writer = csv.DictWriter(file, fieldnames=CURVE_COLUMNS)
-            if new:
+            if rewrite:
                 writer.writeheader()
-            writer.writerow(row)
+            writer.writerows(rows)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from anomalib.data import MVTecAD
+from anomalib.data import InferenceBatch, MVTecAD
 from anomalib.engine import Engine
 from lightning.pytorch import seed_everything
+from torch import nn
 
-from draem_plugin.benchmark.curves import CURVE_COLUMNS, PeriodicTest, evaluate, read_curve
+from draem_plugin.benchmark.curves import CURVE_COLUMNS, PeriodicTest, evaluate, good_train_flagged, read_curve
 from draem_plugin.benchmark.models import build_evaluator, build_model
 
 
@@ -58,6 +60,7 @@ def test_testing_every_epoch_leaves_training_bit_identical(
     assert [row["images_seen"] for row in curve] == [16, 24]
     for row in curve:
         assert set(CURVE_COLUMNS) == row.keys() and 0.0 <= row["pixel_AUROC"] <= 1.0
+        assert 0.0 <= row["good_train_flagged"] <= 1.0
 
 
 def test_evaluate_equals_anomalibs_metrics_on_raw_outputs(mvtec_root: Path, textures: Path) -> None:
@@ -79,3 +82,44 @@ def test_evaluate_equals_anomalibs_metrics_on_raw_outputs(mvtec_root: Path, text
     theirs = engine.test(model, datamodule=datamodule, verbose=False)[0]
     for name in ("image_AUROC", "pixel_AUROC", "pixel_AUPR"):
         assert ours[name] == pytest.approx(theirs[name], abs=1e-6), name
+
+
+class ConstantMap(nn.Module):
+    """A stand-in network: every pixel's anomaly probability is ``value``; counts the images it sees."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value, self.images = value, 0
+
+    def forward(self, image: torch.Tensor) -> InferenceBatch:
+        self.images += len(image)
+        anomaly_map = torch.full((len(image), 1, *image.shape[-2:]), self.value)
+        return InferenceBatch(pred_score=anomaly_map.amax((1, 2, 3)), anomaly_map=anomaly_map)
+
+
+@pytest.mark.parametrize(("value", "share"), [(0.7, 1.0), (0.3, 0.0), (0.5, 0.0)])
+def test_good_train_flagged_is_the_share_of_pixels_above_one_half(
+    value: float, share: float, mvtec_root: Path, textures: Path
+) -> None:
+    model = build_model("DraemPlugin", image_size=64, reconstructive_width=4, discriminative_width=4, source=textures)
+    model.model = ConstantMap(value)
+    datamodule = MVTecAD(root=mvtec_root, category="brick", num_workers=0)
+    datamodule.setup("fit")
+    assert good_train_flagged(model, datamodule.train_data, images=3) == share
+    assert model.model.images == 3  # only the first three training images, and each once
+    assert model.training  # training mode restored
+
+
+def test_a_curve_file_of_an_older_version_is_rewritten_with_the_new_column(tmp_path: Path) -> None:
+    path = tmp_path / "curve.csv"
+    old = [c for c in CURVE_COLUMNS if c != "good_train_flagged"]
+    values = {"category": "brick", "model": "DraemPlugin", "seed": 0, "epoch": 5, "images_seen": 40}
+    values |= {"image_AUROC": 0.9, "pixel_AUROC": 0.8, "pixel_AP": 0.3}
+    path.write_text(",".join(old) + "\n" + ",".join(str(values[c]) for c in old) + "\n", encoding="utf-8")
+    PeriodicTest(5, path, {})._append(values | {"epoch": 10, "images_seen": 80, "good_train_flagged": 0.25})
+    rows = read_curve(path)
+    assert path.read_text(encoding="utf-8").splitlines()[0] == ",".join(CURVE_COLUMNS)
+    assert [(r["epoch"], r["image_AUROC"]) for r in rows] == [(5, 0.9), (10, 0.9)]
+    assert np.isnan(rows[0]["good_train_flagged"]) and rows[1]["good_train_flagged"] == 0.25
+    PeriodicTest(5, path, {})._append(values | {"epoch": 15, "good_train_flagged": 0.0})
+    assert [r["epoch"] for r in read_curve(path)] == [5, 10, 15]
