@@ -4,6 +4,7 @@ One inference pass over an MVTec-layout test split with a checkpoint of a ``drae
 anomalib's Draem at the run's widths and size), raw outputs, no post-processor. ``restored`` is the mean
 |reconstruction - input| on a type's defect pixels over its mean on good pixels: near 1, the reconstructive network
 reproduces the defect instead of restoring the normal surface, and the discriminator has little to compare.
+The pixel AUROC of that residual alone, beside the discriminator's, shows which of the two networks misses a defect.
 ``--recalibrate_bn N`` first recomputes the BatchNorm statistics with the checkpoint's weights over N batches of
 augmented training images (the model's own augmenter; ``torch.optim.swa_utils.update_bn``, i.e. "precise BN")
 instead of using the running averages saved during training.
@@ -90,6 +91,10 @@ maps, masks, changes = torch.cat(maps), torch.cat(masks), torch.cat(changes)
 labels = torch.tensor([kind != "good" for kind in types]).int()
 pixel_auroc = binary_auroc(maps.flatten(), masks.flatten().int())
 print(f"{name} after epoch {state['epoch'] + 1}, {category}: pixel AUROC {pixel_auroc:.4f}")
+residual_auroc = binary_auroc(changes.flatten(), masks.flatten().int())
+print(
+    f"the reconstruction residual alone (mean |reconstruction - input| over channels): pixel AUROC {residual_auroc:.4f}"
+)
 print(" ".join(f"filter {k}: {binary_auroc(image_score(maps, k), labels):.4f}" for k in (1, 5, 7, 11, 15, 21, 31)))
 normal, normal_change = maps[~masks], changes[~masks].mean()
 print(f"good pixels above 0.5: {(normal > 0.5).float().mean():.4f}")
