@@ -118,7 +118,13 @@ def good_train_flagged(model: LightningModule, dataset: Any, images: int = FLAGG
 
     Returns:
         The share in [0, 1].
+
+    Raises:
+        ValueError: if ``images`` is below 1 or the dataset is empty.
     """
+    if images < 1 or len(dataset) == 0:
+        msg = f"good_train_flagged needs at least one training image, got images={images} of {len(dataset)}."
+        raise ValueError(msg)
     loader = DataLoader(Subset(dataset, range(min(images, len(dataset)))), batch_size=16, collate_fn=dataset.collate_fn)
     flagged = total = 0
     with _inference(model):

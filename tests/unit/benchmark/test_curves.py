@@ -108,6 +108,8 @@ def test_good_train_flagged_is_the_share_of_pixels_above_one_half(
     assert good_train_flagged(model, datamodule.train_data, images=3) == share
     assert model.model.images == 3  # only the first three training images, and each once
     assert model.training  # training mode restored
+    with pytest.raises(ValueError, match="at least one training image, got images=0 of"):
+        good_train_flagged(model, datamodule.train_data, images=0)
 
 
 def test_a_curve_file_of_an_older_version_is_rewritten_with_the_new_column(tmp_path: Path) -> None:
