@@ -31,7 +31,8 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torchvision.transforms.v2 import Compose, Resize
 
 from .augmentation import PerlinAnomalyAugmenter
-from .callbacks import FinalValidation, FiniteLossGuard, RunLengthWarning
+from .callbacks import FinalValidation, FiniteLossGuard, NetworkAverage, RunLengthWarning
+from .callbacks.network_average import check_decay
 from .data.checks import SplitCheck
 from .data.train_cache import TrainImageCache
 from .loss import DraemPluginLoss
@@ -78,6 +79,9 @@ class DraemPlugin(AnomalibModule):
         focal_normal_weight: weight of the focal loss on normal pixels, in ``[0, 1]`` (original: 1); anomalous pixels
             keep weight 1. 0 is anomalib's ``Draem`` under kornia 0.9, whose maps on KolektorSDD then put every good
             pixel above 0.5 (docs/benchmarks.md, "A smaller weight on normal pixels").
+        ema_decay: keep an exponential moving average of the networks with this decay per step (0.99 spans about
+            100 steps) and validate, checkpoint and end with it (:class:`~draem_plugin.callbacks.NetworkAverage`);
+            ``None`` (the original) uses the last weights.
         channels_last: run the networks in channels-last memory format (faster on GPUs and oneDNN CPUs).
         normalization: ``"batch"`` (the original's BatchNorm) or ``"group"`` (GroupNorm: the same statistics in
             training and test, whatever the batch; a departure from the original, see docs/benchmarks.md).
@@ -115,6 +119,7 @@ class DraemPlugin(AnomalibModule):
         lr_milestones: Sequence[float] = (0.8, 0.9),
         lr_gamma: float = 0.2,
         focal_normal_weight: float = 1.0,
+        ema_decay: float | None = None,
         channels_last: bool = False,
         normalization: Normalization = "batch",
         compile_networks: bool = False,
@@ -137,6 +142,7 @@ class DraemPlugin(AnomalibModule):
         )
         check_schedule(lr, lr_milestones, lr_gamma)
         check_normalization(normalization)
+        check_decay(ema_decay)
         check_filter_size(score_filter_size, size)
         self.loss = DraemPluginLoss(focal_normal_weight=focal_normal_weight)
         self.augmenter = PerlinAnomalyAugmenter.from_preset(
@@ -192,9 +198,11 @@ class DraemPlugin(AnomalibModule):
         )
 
     def configure_callbacks(self) -> list[Callback]:
-        """The anomalib components, data checks, training guards, image cache and original protocol."""
+        """The anomalib components, data checks, training guards, network average, image cache and original protocol."""
         callbacks = [*super().configure_callbacks(), SplitCheck(SIZE_MULTIPLE), self.finite_loss_guard]
         callbacks += [FinalValidation(), RunLengthWarning()]
+        if self.hparams.get("ema_decay") is not None:
+            callbacks.append(NetworkAverage(self.hparams.ema_decay))
         if self.train_image_cache is not None:
             callbacks.append(self.train_image_cache)
         if self.hparams.get("original_protocol"):  # before the post-processor, which normalises the scores in place

@@ -30,6 +30,8 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch.utils.data import DataLoader, Subset
 
+from ..callbacks import NetworkAverage
+
 __all__ = [
     "CURVE_COLUMNS",
     "CURVE_METRICS",
@@ -172,7 +174,7 @@ class PeriodicTest(Callback):
         self.seconds = 0.0
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Evaluate after every ``every``-th epoch and after the last one."""
+        """Evaluate after every ``every``-th epoch and after the last one (the networks' average, if one is kept)."""
         import time
 
         epoch = trainer.current_epoch + 1
@@ -181,8 +183,10 @@ class PeriodicTest(Callback):
         if any(row["epoch"] == epoch for row in read_curve(self.csv_path)):
             return
         start = time.perf_counter()
-        metrics = evaluate(pl_module, trainer.datamodule)
-        flagged = good_train_flagged(pl_module, trainer.datamodule.train_data)
+        averages = [callback for callback in trainer.callbacks if isinstance(callback, NetworkAverage)]
+        with averages[0].swapped_in(pl_module) if averages else contextlib.nullcontext():
+            metrics = evaluate(pl_module, trainer.datamodule)
+            flagged = good_train_flagged(pl_module, trainer.datamodule.train_data)
         self.seconds += time.perf_counter() - start
         images = epoch * len(trainer.datamodule.train_data)
         row = {**self.labels, "epoch": epoch, "images_seen": images}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,12 +13,21 @@ from anomalib.engine import Engine
 from lightning.pytorch import seed_everything
 from torch import nn
 
-from draem_plugin.benchmark.curves import CURVE_COLUMNS, PeriodicTest, evaluate, good_train_flagged, read_curve
+from draem_plugin.benchmark import curves
+from draem_plugin.benchmark.curves import (
+    CURVE_COLUMNS,
+    PeriodicTest,
+    evaluate,
+    good_train_flagged,
+    read_curve,
+)
 from draem_plugin.benchmark.models import build_evaluator, build_model
 
 
-def train(name: str, mvtec_root: Path, textures: Path, tmp_path: Path, every: int | None) -> tuple[dict, list]:
-    """Three epochs of ``name`` from seed 0, with or without the periodic test; final weights and curve rows."""
+def train(
+    name: str, mvtec_root: Path, textures: Path, tmp_path: Path, every: int | None, plugin_args: dict | None = None
+) -> tuple[Any, MVTecAD, list]:
+    """Three epochs of ``name`` from seed 0, with or without the periodic test; the model, data and curve rows."""
     seed_everything(0)
     model = build_model(
         name,
@@ -25,6 +35,7 @@ def train(name: str, mvtec_root: Path, textures: Path, tmp_path: Path, every: in
         reconstructive_width=4,
         discriminative_width=4,
         source=textures,
+        plugin_args=plugin_args,
         evaluator=False,
         visualizer=False,
     )
@@ -45,7 +56,7 @@ def train(name: str, mvtec_root: Path, textures: Path, tmp_path: Path, every: in
         default_root_dir=tmp_path,
     )
     engine.fit(model, datamodule=datamodule)
-    return {k: v.clone() for k, v in model.model.state_dict().items()}, read_curve(tmp_path / "curve.csv")
+    return model, datamodule, read_curve(tmp_path / "curve.csv")
 
 
 @pytest.mark.parametrize("name", ["DraemPlugin", "Draem"])
@@ -53,14 +64,32 @@ def test_testing_every_epoch_leaves_training_bit_identical(
     name: str, mvtec_root: Path, textures: Path, tmp_path: Path
 ) -> None:
     """anomalib's Draem draws its anomalies from the global generators, DraemPlugin from its own: both unchanged."""
-    plain, _ = train(name, mvtec_root, textures, tmp_path / "plain", every=None)
-    tested, curve = train(name, mvtec_root, textures, tmp_path / "tested", every=2)
-    assert all(torch.equal(plain[key], tested[key]) for key in plain)
+    plain = train(name, mvtec_root, textures, tmp_path / "plain", every=None)[0].model.state_dict()
+    tested, _, curve = train(name, mvtec_root, textures, tmp_path / "tested", every=2)
+    assert all(torch.equal(plain[key], tested.model.state_dict()[key]) for key in plain)
     assert [row["epoch"] for row in curve] == [2, 3]  # every 2nd epoch, and the last
     assert [row["images_seen"] for row in curve] == [16, 24]
     for row in curve:
         assert set(CURVE_COLUMNS) == row.keys() and 0.0 <= row["pixel_AUROC"] <= 1.0
         assert 0.0 <= row["good_train_flagged"] <= 1.0
+
+
+def test_a_kept_network_average_is_what_is_tested(
+    mvtec_root: Path, textures: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``ema_decay`` the last test sees the average the run ends with, not the last weights."""
+    tested: list[dict[str, torch.Tensor]] = []
+
+    def recording(model: Any, datamodule: Any) -> dict[str, float]:
+        tested.append({name: value.clone() for name, value in model.model.state_dict().items()})
+        return evaluate(model, datamodule)
+
+    plain = train("DraemPlugin", mvtec_root, textures, tmp_path / "plain", every=None)[0].model.state_dict()
+    monkeypatch.setattr(curves, "evaluate", recording)
+    averaged = train("DraemPlugin", mvtec_root, textures, tmp_path / "ema", 3, {"ema_decay": 0.5})[0]
+    (seen,) = tested
+    assert all(torch.equal(value, seen[name]) for name, value in averaged.model.state_dict().items())
+    assert any(not torch.equal(value, seen[name]) for name, value in plain.items())
 
 
 def test_evaluate_equals_anomalibs_metrics_on_raw_outputs(mvtec_root: Path, textures: Path) -> None:
