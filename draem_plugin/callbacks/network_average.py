@@ -86,7 +86,6 @@ class NetworkAverage(WeightAveraging):
     def __init__(self, decay: float) -> None:
         check_decay(decay)
         super().__init__(use_buffers=True, multi_avg_fn=_average_function(decay))
-        self.decay = decay
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Create the average of the networks when fit begins."""
